@@ -1,0 +1,32 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { KV_BINDINGS } from "./worker/src/contract.ts";
+
+/**
+ * Two projects: `worker` runs inside workerd against real local KV;
+ * `node` runs the Pulumi mock-engine tests and the scripts' end-to-end tests.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            main: "./worker/src/index.ts",
+            miniflare: {
+              compatibilityDate: "2026-11-01",
+              compatibilityFlags: ["nodejs_compat"],
+              kvNamespaces: [...KV_BINDINGS],
+              bindings: { ADMIN_TOKEN: "test-admin-token", ENVIRONMENT: "test", ORIGIN_URL: "https://origin.test" },
+            },
+          }),
+        ],
+        define: { __BUILD_VERSION__: JSON.stringify("test") },
+        test: { name: "worker", include: ["worker/test/**/*.test.ts"] },
+      },
+      {
+        test: { name: "node", include: ["infra/test/**/*.test.ts", "scripts/test/**/*.test.ts"], environment: "node" },
+      },
+    ],
+  },
+});

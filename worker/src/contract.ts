@@ -1,0 +1,174 @@
+/**
+ * What the Worker, the local runner, the tests and the Pulumi program share:
+ * binding names, KV key builders, value/metadata codecs and TTLs.
+ *
+ * This module must stay runtime-neutral (no Workers or Node globals) because
+ * it is imported by code that runs in workerd and by code that runs in Node.
+ */
+import * as v from "valibot";
+
+/** KV namespace bindings, in the order they are provisioned and listed. */
+export const KV_BINDINGS = ["SESSIONS", "CACHE", "CONFIG"] as const;
+export type KvBinding = (typeof KV_BINDINGS)[number];
+
+/** Plain-text variables the Worker reads; all are strings on the wire. */
+export const VARS = {
+  environment: "ENVIRONMENT",
+  originUrl: "ORIGIN_URL",
+  sessionTtlSeconds: "SESSION_TTL_SECONDS",
+  cacheTtlSeconds: "CACHE_TTL_SECONDS",
+  /** Comma-separated flag names that are declared as code in the stack config. */
+  managedFlags: "MANAGED_FLAGS",
+  /** sha256 of dist/worker.js, reported by /health. */
+  bundleSha256: "BUNDLE_SHA256",
+} as const;
+
+/** Secret variables; never plain text, never in an output. */
+export const SECRETS = { adminToken: "ADMIN_TOKEN" } as const;
+
+// ---------------------------------------------------------------------------
+// TTLs (seconds). KV refuses an expirationTtl below 60 s.
+// ---------------------------------------------------------------------------
+
+export const KV_MIN_TTL_SECONDS = 60;
+export const SESSION_TTL = { default: 86_400, min: KV_MIN_TTL_SECONDS, max: 2_592_000 } as const;
+export const CACHE_TTL = { default: 300, min: KV_MIN_TTL_SECONDS, max: 86_400 } as const;
+/** How long a cached product is kept past freshness, to be served as STALE when the origin fails. */
+export const CACHE_STALE_SECONDS = 86_400;
+/**
+ * How long one isolate trusts a flag it has read. KV itself propagates writes
+ * to other locations in about 60 s, so a flag change is visible everywhere
+ * within FLAG_ISOLATE_TTL_SECONDS + ~60 s.
+ */
+export const FLAG_ISOLATE_TTL_SECONDS = 30;
+
+/** Clamp a configured TTL into [min, max]; falls back to the default when unset or not a number. */
+export function ttlFrom(raw: string | number | undefined, bounds: { default: number; min: number; max: number }): number {
+  const n = typeof raw === "number" ? raw : raw === undefined || raw === "" ? NaN : Number(raw);
+  if (!Number.isFinite(n)) return bounds.default;
+  return Math.min(bounds.max, Math.max(bounds.min, Math.floor(n)));
+}
+
+// ---------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------
+
+export const SESSION_ID_LENGTH = 32;
+/** nanoid's URL-safe alphabet, fixed length. */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{32}$/;
+export const PRODUCT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+export const FLAG_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export const KEY_PREFIX = { session: "session:", product: "product:", flag: "flag:" } as const;
+
+export const sessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
+export const productKey = (id: string) => `${KEY_PREFIX.product}${id}`;
+export const flagKey = (name: string) => `${KEY_PREFIX.flag}${name}`;
+export const flagNameFromKey = (key: string) => key.slice(KEY_PREFIX.flag.length);
+
+// ---------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------
+
+export const SessionInput = v.strictObject({
+  userId: v.pipe(v.string(), v.minLength(1), v.maxLength(256)),
+  email: v.pipe(v.string(), v.maxLength(254), v.email()),
+  roles: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(64))), v.maxLength(32))),
+  ttlSeconds: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(SESSION_TTL.min), v.maxValue(SESSION_TTL.max)),
+  ),
+});
+export type SessionInput = v.InferOutput<typeof SessionInput>;
+
+/** A session as stored in KV. Times are ISO-8601 strings. */
+export const SessionRecord = v.object({
+  userId: v.string(),
+  email: v.string(),
+  roles: v.array(v.string()),
+  createdAt: v.string(),
+  expiresAt: v.string(),
+});
+export type SessionRecord = v.InferOutput<typeof SessionRecord>;
+
+export const encodeSession = (session: SessionRecord) => JSON.stringify(session);
+
+/** Decodes a stored session; undefined when the stored value is not a session. */
+export function decodeSession(raw: string): SessionRecord | undefined {
+  const parsed = v.safeParse(SessionRecord, parseJson(raw));
+  return parsed.success ? parsed.output : undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Feature flags
+// ---------------------------------------------------------------------------
+
+export const Flag = v.strictObject({
+  enabled: v.boolean(),
+  percentage: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(100))),
+  allowedUsers: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(256))), v.maxLength(1000))),
+  metadata: v.optional(v.record(v.string(), v.unknown())),
+});
+export type Flag = v.InferOutput<typeof Flag>;
+
+/** KV caps metadata at 1024 bytes of serialised JSON. */
+export const KV_METADATA_MAX_BYTES = 1024;
+
+/**
+ * Flag metadata: the whole flag when it fits, so that listing flags costs one
+ * KV list per 1000 flags and no per-flag reads. A flag too large for metadata
+ * (long allow-lists) is marked `oversize` and costs one extra read when listed.
+ */
+export type FlagMetadata = { flag: Flag } | { oversize: true };
+
+export function encodeFlag(flag: Flag): { value: string; metadata: FlagMetadata } {
+  const value = JSON.stringify(flag);
+  const metadata: FlagMetadata = { flag };
+  const fits = new TextEncoder().encode(JSON.stringify(metadata)).byteLength <= KV_METADATA_MAX_BYTES;
+  return { value, metadata: fits ? metadata : { oversize: true } };
+}
+
+/** Decodes a stored flag value; undefined when it is not a valid flag. */
+export function decodeFlag(raw: string): Flag | undefined {
+  const parsed = v.safeParse(Flag, parseJson(raw));
+  return parsed.success ? parsed.output : undefined;
+}
+
+/** The flag carried in list metadata, or undefined when it must be read from the value. */
+export function flagFromMetadata(metadata: unknown): Flag | undefined {
+  if (typeof metadata !== "object" || metadata === null || !("flag" in metadata)) return undefined;
+  const parsed = v.safeParse(Flag, metadata.flag);
+  return parsed.success ? parsed.output : undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Cached products
+// ---------------------------------------------------------------------------
+
+/** Stored alongside a cached origin body; `fetchedAt` is epoch milliseconds. */
+export const CacheMetadata = v.object({ fetchedAt: v.number(), ttlSeconds: v.number() });
+export type CacheMetadata = v.InferOutput<typeof CacheMetadata>;
+
+export function decodeCacheMetadata(metadata: unknown): CacheMetadata | undefined {
+  const parsed = v.safeParse(CacheMetadata, metadata);
+  return parsed.success ? parsed.output : undefined;
+}
+
+// ---------------------------------------------------------------------------
+
+/** Human-readable issue list for a failed validation, naming each field. */
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues
+    .map((issue) => {
+      const path = v.getDotPath(issue);
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}
+
+function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}

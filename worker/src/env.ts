@@ -1,0 +1,27 @@
+import type { SessionRecord } from "./contract";
+
+/** Bindings the Worker receives; names match KV_BINDINGS, VARS and SECRETS in ./contract. */
+export interface Env {
+  SESSIONS: KVNamespace;
+  CACHE: KVNamespace;
+  CONFIG: KVNamespace;
+  ADMIN_TOKEN?: string;
+  ENVIRONMENT?: string;
+  ORIGIN_URL?: string;
+  SESSION_TTL_SECONDS?: string;
+  CACHE_TTL_SECONDS?: string;
+  MANAGED_FLAGS?: string;
+  BUNDLE_SHA256?: string;
+}
+
+/** Per-request values set by middleware. */
+export interface Vars {
+  session: SessionRecord & { sessionId: string };
+}
+
+export type AppEnv = { Bindings: Env; Variables: Vars };
+
+/** Replaced by esbuild at build time; see scripts/build.ts. */
+declare global {
+  const __BUILD_VERSION__: string;
+}
