@@ -26,6 +26,14 @@ export const VARS = {
 /** Secret variables; never plain text, never in an output. */
 export const SECRETS = { adminToken: "ADMIN_TOKEN" } as const;
 
+/**
+ * The Workers runtime behaviour the Worker is written against, deployed and
+ * local alike. Not later than the newest date the pinned workerd (miniflare's
+ * dependency) supports, or the local stack refuses to start.
+ */
+export const COMPATIBILITY_DATE = "2026-07-30";
+export const COMPATIBILITY_FLAGS: readonly string[] = ["nodejs_compat"];
+
 // ---------------------------------------------------------------------------
 // TTLs (seconds). KV refuses an expirationTtl below 60 s.
 // ---------------------------------------------------------------------------
