@@ -1,0 +1,340 @@
+/**
+ * A stack's configuration, parsed and validated without the Pulumi runtime, so
+ * that the Pulumi program (infra/config.ts), the offline plan and the local
+ * runner (`npm start -- --stack prod`) all accept and refuse exactly the same
+ * config.
+ *
+ * `parseStackConfig` takes values as Pulumi hands them to a program (strings,
+ * structured values as JSON) or as YAML parses them (native types).
+ * `loadStackConfig` reads Pulumi.yaml's defaults and Pulumi.<stack>.yaml.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as v from "valibot";
+import { parse as parseYaml } from "yaml";
+import {
+  CACHE_TTL,
+  COMPATIBILITY_DATE,
+  COMPATIBILITY_FLAGS,
+  FLAG_NAME_PATTERN,
+  Flag,
+  KV_BINDINGS,
+  type KvBinding,
+  SESSION_TTL,
+  VARS,
+  describeIssues,
+} from "../worker/src/contract";
+
+export const PROJECT = "kv-worker-stack";
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * The stack files ship with this all-zero ID in place of real Cloudflare IDs,
+ * so that plans run on a fresh clone; a real deployment refuses it.
+ */
+export const PLACEHOLDER_ID = "0".repeat(32);
+
+export interface StackConfig {
+  project: string;
+  stack: string;
+  /** Reported by the Worker as ENVIRONMENT; the stack's name. */
+  environment: string;
+  accountId: string;
+  zoneId: string | undefined;
+  zoneName: string | undefined;
+  workerName: string;
+  routes: string[];
+  customDomains: string[];
+  workersDev: boolean;
+  workersDevSubdomain: string | undefined;
+  originUrl: string;
+  compatibilityDate: string;
+  compatibilityFlags: readonly string[];
+  sessionTtlSeconds: number;
+  cacheTtlSeconds: number;
+  /** Protect and retain the KV namespaces: no destroy, rename or replacement deletes data. */
+  protect: boolean;
+  /** Feature flags declared as code, by name. */
+  flags: Record<string, Flag>;
+  /** Physical names of the KV namespaces, built here and nowhere else. */
+  namespaceTitles: Record<KvBinding, { title: string; previewTitle: string }>;
+}
+
+/** A config value the program refuses; names the stack and the key. */
+export class ConfigError extends Error {
+  constructor(
+    readonly stackName: string,
+    readonly key: string | undefined,
+    detail: string,
+  ) {
+    super(
+      key === undefined
+        ? `stack "${stackName}": ${detail}`
+        : `stack "${stackName}", config key "${PROJECT}:${key}": ${detail}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** `<project>-<stack>-<logical>`, lower-case: the one place physical names come from. */
+export const physicalName = (project: string, stack: string, logical: string) =>
+  `${project}-${stack}-${logical}`.toLowerCase();
+
+/** Every key the program reads, besides the secret `adminToken`. Pulumi.yaml declares each of them. */
+export const CONFIG_KEYS = [
+  "accountId",
+  "zoneId",
+  "zoneName",
+  "workerName",
+  "routes",
+  "customDomains",
+  "workersDev",
+  "workersDevSubdomain",
+  "originUrl",
+  "compatibilityDate",
+  "compatibilityFlags",
+  "sessionTtlSeconds",
+  "cacheTtlSeconds",
+  "protect",
+  "flags",
+] as const;
+export const SECRET_KEYS = ["adminToken"] as const;
+
+const HEX_ID = /^[0-9a-f]{32}$/;
+const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+const HOSTNAME = new RegExp(`^${LABEL}(?:\\.${LABEL})+$`);
+const SCRIPT_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+const COMPATIBILITY_FLAG = /^[a-z0-9_]+$/;
+
+export interface ParseOptions {
+  /** Refuse the placeholder IDs (a real `pulumi up`/`preview`, not a plan). */
+  deploying?: boolean;
+}
+
+export function parseStackConfig(stack: string, raw: Record<string, unknown>, options: ParseOptions = {}): StackConfig {
+  const fail = (key: string, detail: string): never => {
+    throw new ConfigError(stack, key, detail);
+  };
+  for (const key of Object.keys(raw)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key) && !(SECRET_KEYS as readonly string[]).includes(key)) {
+      fail(key, `unknown key; the known keys are ${CONFIG_KEYS.join(", ")}`);
+    }
+  }
+  const read = new Reader(stack, raw);
+
+  const accountId = read.string("accountId", { required: true });
+  if (!HEX_ID.test(accountId)) fail("accountId", "must be the 32-character hex Cloudflare account ID");
+  const zoneId = read.string("zoneId") || undefined;
+  if (zoneId !== undefined && !HEX_ID.test(zoneId)) fail("zoneId", "must be the 32-character hex Cloudflare zone ID");
+  if (options.deploying) {
+    for (const [key, value] of [["accountId", accountId], ["zoneId", zoneId]] as const) {
+      if (value === PLACEHOLDER_ID) {
+        fail(key, `is still the placeholder; set it with \`pulumi config set ${key} <id> --stack ${stack}\``);
+      }
+    }
+  }
+  const zoneName = read.string("zoneName").toLowerCase() || undefined;
+  if (zoneName !== undefined && !HOSTNAME.test(zoneName)) fail("zoneName", `"${zoneName}" is not a valid zone name`);
+
+  const inZone = (host: string) => zoneName !== undefined && (host === zoneName || host.endsWith(`.${zoneName}`));
+  const routes = read.strings("routes");
+  routes.forEach((pattern, i) => {
+    const key = `routes[${i}]`;
+    if (pattern.includes("://")) fail(key, `"${pattern}" must not include a scheme (write host/path, e.g. api.example.com/*)`);
+    const slash = pattern.indexOf("/");
+    if (slash < 0) fail(key, `"${pattern}" needs a path (e.g. ${pattern}/*)`);
+    const host = pattern.slice(0, slash).replace(/^\*\.?/, "");
+    if (!HOSTNAME.test(host)) fail(key, `"${pattern}" does not start with a valid hostname`);
+    if (!inZone(host)) fail(key, `"${pattern}" is outside the zone ${zoneName ? `"${zoneName}"` : "(zoneName is not set)"}`);
+  });
+  if (routes.length > 0 && zoneId === undefined) fail("zoneId", "is required when routes are configured");
+
+  const customDomains = read.strings("customDomains").map((host) => host.toLowerCase());
+  customDomains.forEach((host, i) => {
+    const key = `customDomains[${i}]`;
+    if (!HOSTNAME.test(host)) fail(key, `"${host}" is not a valid hostname (no scheme, path or wildcard)`);
+    if (!inZone(host)) fail(key, `"${host}" is outside the zone ${zoneName ? `"${zoneName}"` : "(zoneName is not set)"}`);
+  });
+  if (new Set(customDomains).size !== customDomains.length) fail("customDomains", "lists a hostname twice");
+  if (new Set(routes).size !== routes.length) fail("routes", "lists a pattern twice");
+
+  const workerName = read.string("workerName") || physicalName(PROJECT, stack, "worker");
+  if (!SCRIPT_NAME.test(workerName)) fail("workerName", `"${workerName}" must be lower-case letters, digits, - or _ (at most 63)`);
+  const workersDev = read.boolean("workersDev", true);
+  const workersDevSubdomain = read.string("workersDevSubdomain").toLowerCase() || undefined;
+  if (workersDevSubdomain !== undefined && !new RegExp(`^${LABEL}$`).test(workersDevSubdomain)) {
+    fail("workersDevSubdomain", `"${workersDevSubdomain}" must be the account's workers.dev subdomain (one DNS label)`);
+  }
+
+  const originUrl = read.string("originUrl", { required: true });
+  if (!URL.canParse(originUrl) || new URL(originUrl).protocol !== "https:") fail("originUrl", `"${originUrl}" must be an https:// URL`);
+
+  const compatibilityDate = read.string("compatibilityDate") || COMPATIBILITY_DATE;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(compatibilityDate) || Number.isNaN(Date.parse(compatibilityDate))) {
+    fail("compatibilityDate", `"${compatibilityDate}" must be a date, YYYY-MM-DD`);
+  }
+  const flagsList = read.strings("compatibilityFlags");
+  const compatibilityFlags = flagsList.length > 0 ? flagsList : COMPATIBILITY_FLAGS;
+  compatibilityFlags.forEach((flag, i) => {
+    if (!COMPATIBILITY_FLAG.test(flag)) fail(`compatibilityFlags[${i}]`, `"${flag}" is not a compatibility flag`);
+  });
+
+  const sessionTtlSeconds = read.integer("sessionTtlSeconds", SESSION_TTL);
+  const cacheTtlSeconds = read.integer("cacheTtlSeconds", CACHE_TTL);
+  const protect = read.boolean("protect", false);
+
+  const flags: Record<string, Flag> = {};
+  for (const [name, value] of Object.entries(read.object("flags"))) {
+    if (!FLAG_NAME_PATTERN.test(name)) fail(`flags.${name}`, `"${name}" is not a valid flag name`);
+    const parsed = v.safeParse(Flag, value);
+    if (!parsed.success) {
+      const issue = parsed.issues[0];
+      const path = v.getDotPath(issue);
+      fail(path ? `flags.${name}.${path}` : `flags.${name}`, describeIssues([issue]));
+    }
+    flags[name] = parsed.output as Flag;
+  }
+
+  const namespaceTitles = Object.fromEntries(
+    KV_BINDINGS.map((binding) => {
+      const title = physicalName(PROJECT, stack, binding);
+      return [binding, { title, previewTitle: `${title}-preview` }];
+    }),
+  ) as StackConfig["namespaceTitles"];
+
+  return {
+    project: PROJECT,
+    stack,
+    environment: stack,
+    accountId,
+    zoneId,
+    zoneName,
+    workerName,
+    routes,
+    customDomains,
+    workersDev,
+    workersDevSubdomain,
+    originUrl,
+    compatibilityDate,
+    compatibilityFlags,
+    sessionTtlSeconds,
+    cacheTtlSeconds,
+    protect,
+    flags,
+    namespaceTitles,
+  };
+}
+
+/** The workers.dev URL, when workers.dev is on and the account subdomain is known. */
+export function workersDevUrl(config: StackConfig): string | undefined {
+  if (!config.workersDev || config.workersDevSubdomain === undefined) return undefined;
+  return `https://${config.workerName}.${config.workersDevSubdomain}.workers.dev`;
+}
+
+export const customDomainUrls = (config: StackConfig) => config.customDomains.map((host) => `https://${host}`);
+
+/** Plain-text vars the Worker gets, deployed or local; names from the contract. */
+export function workerVars(config: StackConfig, bundleSha256: string): Record<string, string> {
+  return {
+    [VARS.environment]: config.environment,
+    [VARS.originUrl]: config.originUrl,
+    [VARS.sessionTtlSeconds]: String(config.sessionTtlSeconds),
+    [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
+    [VARS.managedFlags]: Object.keys(config.flags).join(","),
+    [VARS.bundleSha256]: bundleSha256,
+  };
+}
+
+/**
+ * Reads a stack's config from Pulumi.yaml (declared defaults) and
+ * Pulumi.<stack>.yaml, without secrets, and validates it.
+ */
+export function loadStackConfig(stack: string, options: ParseOptions & { root?: string } = {}): StackConfig {
+  return parseStackConfig(stack, readStackFiles(stack, options.root ?? ROOT), options);
+}
+
+/** Pulumi.yaml defaults overlaid with Pulumi.<stack>.yaml values, keys without the project prefix, secrets left out. */
+export function readStackFiles(stack: string, root = ROOT): Record<string, unknown> {
+  const stackFile = join(root, `Pulumi.${stack}.yaml`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(stack) || !existsSync(stackFile)) {
+    throw new ConfigError(stack, undefined, `no stack file Pulumi.${stack}.yaml (create it with \`pulumi stack init ${stack}\`)`);
+  }
+  const project = (parseYaml(readFileSync(join(root, "Pulumi.yaml"), "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const values: Record<string, unknown> = {};
+  for (const [key, declaration] of Object.entries(project.config ?? {})) {
+    if (typeof declaration === "object" && declaration !== null && "default" in declaration) values[key] = declaration.default;
+  }
+  const stackValues = ((parseYaml(readFileSync(stackFile, "utf8")) ?? {}) as { config?: Record<string, unknown> }).config ?? {};
+  for (const [fullKey, value] of Object.entries(stackValues)) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue; // provider settings such as cloudflare:apiToken
+    const isSecret = typeof value === "object" && value !== null && "secure" in value;
+    if (!isSecret) values[fullKey.slice(PROJECT.length + 1)] = value;
+  }
+  return values;
+}
+
+/** Typed reads that accept a value as YAML parses it or as Pulumi passes it (a string, JSON for structures). */
+class Reader {
+  constructor(
+    private readonly stack: string,
+    private readonly raw: Record<string, unknown>,
+  ) {}
+
+  private fail(key: string, detail: string): never {
+    throw new ConfigError(this.stack, key, detail);
+  }
+
+  string(key: string, { required = false } = {}): string {
+    const value = this.raw[key];
+    if (value === undefined || value === null || value === "") {
+      if (required) this.fail(key, `is required; set it with \`pulumi config set ${key} <value> --stack ${this.stack}\``);
+      return "";
+    }
+    if (typeof value !== "string") this.fail(key, `must be a string, got ${JSON.stringify(value)}`);
+    return value.trim();
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const value = this.raw[key];
+    if (value === undefined || value === "") return fallback;
+    if (value === true || value === "true") return true;
+    if (value === false || value === "false") return false;
+    return this.fail(key, `must be true or false, got ${JSON.stringify(value)}`);
+  }
+
+  integer(key: string, bounds: { default: number; min: number; max: number }): number {
+    const value = this.raw[key];
+    if (value === undefined || value === "") return bounds.default;
+    const n = typeof value === "string" ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isInteger(n)) return this.fail(key, `must be an integer, got ${JSON.stringify(value)}`);
+    if (n < bounds.min || n > bounds.max) this.fail(key, `${n} is out of range [${bounds.min}, ${bounds.max}]`);
+    return n;
+  }
+
+  strings(key: string): string[] {
+    const value = this.structured(key) ?? [];
+    if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+      return this.fail(key, `must be a list of strings, got ${JSON.stringify(value)}`);
+    }
+    return value.map((item) => item.trim());
+  }
+
+  object(key: string): Record<string, unknown> {
+    const value = this.structured(key) ?? {};
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      return this.fail(key, `must be a map, got ${JSON.stringify(value)}`);
+    }
+    return value as Record<string, unknown>;
+  }
+
+  private structured(key: string): unknown {
+    const value = this.raw[key];
+    if (typeof value !== "string") return value;
+    try {
+      return JSON.parse(value);
+    } catch {
+      return this.fail(key, `is not valid JSON: ${value}`);
+    }
+  }
+}
