@@ -64,7 +64,8 @@ export function ttlFrom(raw: string | number | undefined, bounds: { default: num
 export const SESSION_ID_LENGTH = 32;
 /** nanoid's URL-safe alphabet, fixed length. */
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{32}$/;
-export const PRODUCT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** `.` and `..` are refused: they are path segments that would take the origin URL elsewhere. */
+export const PRODUCT_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.:-]{1,128}$/;
 export const FLAG_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export const KEY_PREFIX = { session: "session:", product: "product:", flag: "flag:" } as const;

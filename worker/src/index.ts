@@ -1,7 +1,9 @@
-import { Hono } from "hono";
-import type { AppEnv, Env } from "./env";
+import { createApp } from "./app";
+import type { Env } from "./env";
 
-const app = new Hono<AppEnv>();
-app.get("/health", (c) => c.json({ status: "ok", environment: c.env.ENVIRONMENT ?? "local", version: typeof __BUILD_VERSION__ === "string" ? __BUILD_VERSION__ : "dev" }));
+export { type AppOptions, createApp } from "./app";
+export { validateSession } from "./middleware/validate-session";
 
-export default app satisfies ExportedHandler<Env>;
+const app = createApp();
+
+export default { fetch: app.fetch } satisfies ExportedHandler<Env>;

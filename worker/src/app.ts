@@ -1,0 +1,55 @@
+import { Hono } from "hono/tiny";
+import { bodyLimit } from "hono/body-limit";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "./env";
+import { ApiError, errorResponse } from "./errors";
+import { cacheRoutes } from "./routes/cache";
+import { flagRoutes } from "./routes/flags";
+import { healthRoutes } from "./routes/health";
+import { sessionRoutes } from "./routes/sessions";
+
+export interface AppOptions {
+  /** Deadline for one origin fetch, headers and body. */
+  originTimeoutMs?: number;
+  /** Deadline for one KV operation; past it the request answers 503. */
+  kvTimeoutMs?: number;
+  /** The clock, in epoch milliseconds (tests move it to expire sessions and cache entries). */
+  now?: () => number;
+}
+export type Deps = Required<AppOptions>;
+
+/** Any request body larger than this is refused with 413. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+/**
+ * The Worker's Hono app. Bindings are read from `c.env` on every request, never
+ * captured, so a caller may pass wrapped KV bindings; in-isolate state (the
+ * flag cache, origin fetches in flight) belongs to this one instance.
+ */
+export function createApp(options: AppOptions = {}) {
+  const deps: Deps = { originTimeoutMs: 5000, kvTimeoutMs: 3000, now: Date.now, ...options };
+  const app = new Hono<AppEnv>();
+  app.use(
+    secureHeaders(),
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError(413, "payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, allowed) => {
+        throw new ApiError(405, "method_not_allowed", `${c.req.method} is not allowed here`, { Allow: allowed.join(", ") });
+      },
+    }),
+  );
+  app.route("/", healthRoutes());
+  app.route("/", sessionRoutes(deps));
+  app.route("/", cacheRoutes(deps));
+  app.route("/", flagRoutes(deps));
+  app.notFound((c) => errorResponse(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), c));
+  app.onError(errorResponse);
+  return app;
+}

@@ -1,0 +1,31 @@
+import type { MiddlewareHandler, ValidationTargets } from "hono";
+import { validator } from "hono/validator";
+import * as v from "valibot";
+import { describeIssues } from "../contract";
+import { ApiError } from "../errors";
+
+type Target = "json" | "param" | "query";
+const WHAT: Record<Target, string> = { json: "request body", param: "path", query: "query string" };
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+
+/**
+ * Validates one part of the request with a valibot schema, so the handler
+ * reads typed input with `c.req.valid(target)`. Anything invalid, including a
+ * JSON body sent without a JSON Content-Type (Hono would see it as `{}`),
+ * is a 400 `invalid_request` naming the field.
+ */
+export function validate<T extends Target, S extends v.GenericSchema>(
+  target: T,
+  schema: S,
+): MiddlewareHandler<any, string, { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }> {
+  return validator(target as keyof ValidationTargets, (value, c) => {
+    if (target === "json" && !JSON_MEDIA_TYPE.test(c.req.header("Content-Type") ?? "")) {
+      throw new ApiError(400, "invalid_request", "request body must be JSON sent with Content-Type: application/json");
+    }
+    const parsed = v.safeParse(schema, value);
+    if (!parsed.success) throw new ApiError(400, "invalid_request", `invalid ${WHAT[target]}: ${describeIssues(parsed.issues)}`);
+    return parsed.output;
+  }) as MiddlewareHandler;
+}
+
+export const jsonBody = <S extends v.GenericSchema>(schema: S) => validate("json", schema);

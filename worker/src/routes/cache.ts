@@ -1,0 +1,95 @@
+import type { Context } from "hono";
+import { Hono } from "hono/tiny";
+import * as v from "valibot";
+import { CACHE_TTL, PRODUCT_ID_PATTERN, ttlFrom } from "../contract";
+import type { AppEnv } from "../env";
+import { ApiError, unavailable } from "../errors";
+import { requireAdmin } from "../middleware/admin";
+import { validate } from "../middleware/validate";
+import { cacheStore, type CachedProduct } from "../stores/cache";
+import type { Deps } from "../app";
+
+const ProductParams = v.object({
+  id: v.pipe(v.string(), v.regex(PRODUCT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : - and not . or ..")),
+});
+const PurgeQuery = v.object({
+  prefix: v.pipe(v.string("is required"), v.minLength(1, "must not be empty"), v.maxLength(512)),
+  cursor: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024))),
+});
+
+/** What the origin said about one product. */
+type OriginAnswer = { kind: "found"; body: string } | { kind: "missing" } | { kind: "failed"; reason: string };
+
+export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
+  /** Origin refreshes in flight in this isolate, so concurrent misses for one product share one fetch and one write. */
+  const inFlight = new Map<string, Promise<OriginAnswer>>();
+
+  async function refresh(store: ReturnType<typeof cacheStore>, originUrl: string, id: string, ttlSeconds: number) {
+    const answer = await fetchProduct(originUrl, id, originTimeoutMs);
+    // The cache is an optimisation: a failed write (already logged) costs one
+    // more origin fetch later, whereas failing the request would discard a good answer.
+    if (answer.kind === "found") await store.put(id, { body: answer.body, fetchedAt: now(), ttlSeconds }).catch(() => {});
+    if (answer.kind === "missing") await store.delete(id).catch(() => {});
+    return answer;
+  }
+
+  return new Hono<AppEnv>()
+    .get("/api/products/:id", validate("param", ProductParams), async (c) => {
+      const { id } = c.req.valid("param");
+      // Checked before the cache so a misconfigured deployment shows at once, not when entries expire.
+      const originUrl = c.env.ORIGIN_URL;
+      if (!originUrl) throw unavailable("the product origin is not configured (ORIGIN_URL is unset)");
+      const store = cacheStore(c.env.CACHE, kvTimeoutMs);
+      const cached = await store.get(id);
+      if (cached && now() < freshUntil(cached)) return product(c, cached.body, "HIT");
+
+      let pending = inFlight.get(id);
+      if (!pending) {
+        pending = refresh(store, originUrl, id, ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL)).finally(() => inFlight.delete(id));
+        inFlight.set(id, pending);
+      }
+      const answer = await pending;
+      if (answer.kind === "found") return product(c, answer.body, "MISS");
+      if (answer.kind === "missing") throw new ApiError(404, "not_found", `the origin has no product ${id}`);
+      if (cached) return product(c, cached.body, "STALE");
+      throw new ApiError(502, "origin_error", `the origin could not supply product ${id}: ${answer.reason}`);
+    })
+    .delete("/api/products/:id/cache", requireAdmin(), validate("param", ProductParams), async (c) => {
+      await cacheStore(c.env.CACHE, kvTimeoutMs).delete(c.req.valid("param").id);
+      return c.json({ invalidated: true });
+    })
+    // One bounded page per call (a Worker invocation may make 1000 KV operations);
+    // the caller repeats with the returned cursor until `complete` (npm run purge does).
+    .delete("/api/cache", requireAdmin(), validate("query", PurgeQuery), async (c) => {
+      const { prefix, cursor } = c.req.valid("query");
+      const page = await cacheStore(c.env.CACHE, kvTimeoutMs).purgePage(prefix, cursor);
+      return c.json(page.cursor ? { deleted: page.deleted, complete: false, cursor: page.cursor } : { deleted: page.deleted, complete: true });
+    });
+}
+
+const freshUntil = (entry: CachedProduct) => entry.fetchedAt + entry.ttlSeconds * 1000;
+
+const product = (c: Context<AppEnv>, body: string, cache: "HIT" | "MISS" | "STALE") =>
+  c.body(body, 200, { "Content-Type": "application/json; charset=utf-8", "X-Cache": cache });
+
+async function fetchProduct(originUrl: string, id: string, timeoutMs: number): Promise<OriginAnswer> {
+  const url = `${originUrl.replace(/\/+$/, "")}/products/${encodeURIComponent(id)}`;
+  let status: number;
+  let body: string;
+  try {
+    const res = await fetch(url, { headers: { Accept: "application/json" }, signal: AbortSignal.timeout(timeoutMs) });
+    status = res.status;
+    body = await res.text();
+  } catch (err) {
+    const timedOut = err instanceof Error && err.name === "TimeoutError";
+    return { kind: "failed", reason: timedOut ? `no answer within ${timeoutMs} ms` : `unreachable (${String(err)})` };
+  }
+  if (status === 404) return { kind: "missing" };
+  if (status < 200 || status > 299) return { kind: "failed", reason: `it answered ${status}` };
+  try {
+    JSON.parse(body);
+  } catch {
+    return { kind: "failed", reason: "it answered with a body that is not JSON" };
+  }
+  return { kind: "found", body };
+}

@@ -1,0 +1,12 @@
+import { Hono } from "hono/tiny";
+import type { AppEnv } from "../env";
+
+export const healthRoutes = () =>
+  new Hono<AppEnv>().get("/health", (c) =>
+    c.json({
+      status: "ok",
+      environment: c.env.ENVIRONMENT ?? "local",
+      version: __BUILD_VERSION__,
+      bundleSha256: c.env.BUNDLE_SHA256 ?? null,
+    }),
+  );

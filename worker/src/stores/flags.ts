@@ -1,0 +1,76 @@
+import {
+  decodeFlag,
+  encodeFlag,
+  type Flag,
+  FLAG_ISOLATE_TTL_SECONDS,
+  flagFromMetadata,
+  flagKey,
+  flagNameFromKey,
+  KEY_PREFIX,
+} from "../contract";
+import { kvCall, type KvGuard } from "./kv";
+
+/** Feature flags in the CONFIG namespace; each flag is also carried whole in its key's metadata when it fits. */
+export function flagStore(kv: KVNamespace, timeoutMs: number) {
+  const guard: KvGuard = { binding: "CONFIG", timeoutMs };
+  async function get(name: string): Promise<Flag | undefined> {
+    const raw = await kvCall(guard, "get", () => kv.get(flagKey(name)));
+    if (raw === null) return undefined;
+    const flag = decodeFlag(raw);
+    if (!flag) console.error(`CONFIG holds an invalid value for flag ${name}; treating it as missing`);
+    return flag;
+  }
+  return {
+    get,
+    put: (name: string, flag: Flag) =>
+      kvCall(guard, "put", () => {
+        const { value, metadata } = encodeFlag(flag);
+        return kv.put(flagKey(name), value, { metadata });
+      }),
+    delete: (name: string) => kvCall(guard, "delete", () => kv.delete(flagKey(name))),
+    /** One list call per 1000 flags; only a flag too large for metadata costs an extra read. */
+    async list(): Promise<{ name: string; flag: Flag }[]> {
+      const flags: { name: string; flag: Flag }[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await kvCall(guard, "list", () => kv.list({ prefix: KEY_PREFIX.flag, cursor }));
+        for (const key of page.keys) {
+          const name = flagNameFromKey(key.name);
+          const flag = flagFromMetadata(key.metadata) ?? (await get(name));
+          if (flag) flags.push({ name, flag });
+        }
+        cursor = page.list_complete ? undefined : page.cursor;
+      } while (cursor);
+      return flags;
+    },
+  };
+}
+
+/** Bound on cached flag names, so requests for many unknown names cannot grow the isolate's memory. */
+const FLAG_CACHE_MAX_ENTRIES = 1000;
+
+/**
+ * Flags this isolate has read, trusted for FLAG_ISOLATE_TTL_SECONDS. Missing
+ * flags are cached too (as undefined), so evaluating an unknown flag is not a
+ * KV read per request either.
+ */
+export class FlagCache {
+  readonly #entries = new Map<string, { flag: Flag | undefined; until: number }>();
+  constructor(private readonly now: () => number) {}
+
+  /** `hit: false` when the flag must be read from KV. */
+  get(name: string): { hit: true; flag: Flag | undefined } | { hit: false } {
+    const entry = this.#entries.get(name);
+    if (!entry || entry.until <= this.now()) return { hit: false };
+    return { hit: true, flag: entry.flag };
+  }
+
+  set(name: string, flag: Flag | undefined): void {
+    this.#entries.delete(name);
+    this.#entries.set(name, { flag, until: this.now() + FLAG_ISOLATE_TTL_SECONDS * 1000 });
+    if (this.#entries.size > FLAG_CACHE_MAX_ENTRIES) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+  }
+}
