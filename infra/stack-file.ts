@@ -196,6 +196,11 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     flags[name] = parsed.output as Flag;
   }
 
+  const reachable = customDomains.length > 0 || (workersDev && workersDevSubdomain) || routes.some((r) => !r.startsWith("*"));
+  if (!reachable) {
+    fail("customDomains", "the Worker would have no URL: set customDomains, a route without a wildcard host, or workersDev with workersDevSubdomain");
+  }
+
   const namespaceTitles = Object.fromEntries(
     KV_BINDINGS.map((binding) => {
       const title = physicalName(PROJECT, stack, binding);
@@ -230,6 +235,14 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
 export function workersDevUrl(config: StackConfig): string | undefined {
   if (!config.workersDev || config.workersDevSubdomain === undefined) return undefined;
   return `https://${config.workerName}.${config.workersDevSubdomain}.workers.dev`;
+}
+
+/** The base URL smoke tests use: the first custom domain, else workers.dev, else the first route's host. */
+export function primaryUrl(config: StackConfig): string {
+  const routeHost = config.routes.find((r) => !r.startsWith("*"))?.split("/")[0];
+  const url = customDomainUrls(config)[0] ?? workersDevUrl(config) ?? (routeHost && `https://${routeHost}`);
+  if (!url) throw new ConfigError(config.stack, "customDomains", "the Worker has no URL");
+  return url;
 }
 
 export const customDomainUrls = (config: StackConfig) => config.customDomains.map((host) => `https://${host}`);

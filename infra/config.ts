@@ -1,0 +1,40 @@
+/**
+ * Reads the stack's Pulumi config once into a typed, validated object, before
+ * any resource is registered. The rules live in ./stack-file so the offline
+ * plan and the local runner apply the same ones.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, PROJECT, SECRET_KEYS, type StackConfig, parseStackConfig } from "./stack-file";
+
+export interface Config extends StackConfig {
+  adminToken: pulumi.Output<string>;
+}
+
+export function readConfig(): Config {
+  const stack = pulumi.getStack();
+  const prefix = `${PROJECT}:`;
+  const raw = Object.fromEntries(
+    Object.entries(pulumi.runtime.allConfig())
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), value] as const)
+      .filter(([key]) => !(SECRET_KEYS as readonly string[]).includes(key)),
+  );
+  const config = new pulumi.Config(PROJECT);
+  try {
+    // Under the real engine (preview or up), placeholder IDs are refused; the
+    // mock engine used by tests and `npm run plan` has none.
+    const parsed = parseStackConfig(stack, raw, { deploying: pulumi.runtime.hasEngine() });
+    if (!config.get("adminToken")) {
+      throw new ConfigError(
+        stack,
+        "adminToken",
+        `is required; set it with \`pulumi config set --secret adminToken <token> --stack ${stack}\``,
+      );
+    }
+    return { ...parsed, adminToken: config.requireSecret("adminToken") };
+  } catch (error) {
+    // RunError: Pulumi prints the message alone, without a stack trace.
+    if (error instanceof ConfigError) throw new pulumi.RunError(error.message);
+    throw error;
+  }
+}
