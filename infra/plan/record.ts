@@ -43,6 +43,8 @@ export interface RecordOptions {
   secrets?: Record<string, string>;
   /** The bundle to deploy; by default the program builds dist/ when stale. */
   bundle?: Bundle;
+  /** Called as each resource registers (tests use it to see nothing registers before a config error). */
+  onResource?: (resource: RecordedResource) => void;
 }
 
 /** What Pulumi's RegisterResourceRequest carries that the mocks API does not pass on. */
@@ -86,7 +88,7 @@ export async function recordStack(stack: string, options: RecordOptions): Promis
       newResource(args) {
         const opts = pendingOptions.get(`${args.type}::${args.name}`);
         const id = args.custom ? `${args.name}-id` : undefined;
-        resources.push({
+        const resource: RecordedResource = {
           type: args.type,
           name: args.name,
           custom: args.custom ?? false,
@@ -96,7 +98,9 @@ export async function recordStack(stack: string, options: RecordOptions): Promis
           secretInputs: Object.keys(args.inputs).filter((key) => isSecretValue(args.inputs[key])),
           protect: opts?.protect ?? false,
           retainOnDelete: opts?.retainOnDelete ?? false,
-        });
+        };
+        resources.push(resource);
+        options.onResource?.(resource);
         return { id, state: args.inputs };
       },
       call(args) {

@@ -1,0 +1,178 @@
+/**
+ * Renders a mock-engine recording for reviewers: a table, JSON, a Mermaid
+ * diagram, and the differences between two stacks.
+ */
+import type { RecordedResource, Recording } from "./record";
+
+/** The short type name: `cloudflare:index/workersScript:WorkersScript` → `WorkersScript`. */
+const shortType = (type: string) => type.split(":").pop() ?? type;
+
+type Inputs = Record<string, unknown>;
+interface Binding {
+  type: string;
+  name: string;
+  namespaceId?: string;
+  text?: string;
+}
+
+/** Resource IDs in a recording are mock IDs; show the namespace title they stand for instead. */
+function namespaceTitles(recording: Recording): Map<string, string> {
+  return new Map(
+    recording.resources
+      .filter((r) => shortType(r.type) === "WorkersKvNamespace" && r.id)
+      .map((r) => [r.id as string, String(r.inputs.title)]),
+  );
+}
+
+function details(resource: RecordedResource, titles: Map<string, string>): string[] {
+  const i: Inputs = resource.inputs;
+  const ns = (id: unknown) => titles.get(String(id)) ?? String(id);
+  switch (shortType(resource.type)) {
+    case "WorkersKvNamespace":
+      return [`title ${i.title}`];
+    case "WorkersScript":
+      return [
+        `script ${i.scriptName}, main module ${i.mainModule}`,
+        `code ${i.contentFile}, sha256 ${i.contentSha256}`,
+        `compatibility ${i.compatibilityDate} [${(i.compatibilityFlags as string[] | undefined)?.join(", ") ?? ""}]`,
+        `observability ${JSON.stringify(i.observability)}`,
+        ...((i.bindings as Binding[] | undefined) ?? []).map((b) =>
+          b.type === "kv_namespace" ? `binding ${b.name} → ${ns(b.namespaceId)} (kv_namespace)` : `binding ${b.name} = ${JSON.stringify(b.text)} (${b.type})`,
+        ),
+      ];
+    case "WorkersRoute":
+      return [`route ${i.pattern} → ${i.script} (zone ${i.zoneId})`];
+    case "WorkersCustomDomain":
+      return [`domain https://${i.hostname} → ${i.service} (zone ${i.zoneId ?? i.zoneName})`];
+    case "WorkersScriptSubdomain":
+      return [`workers.dev ${i.enabled ? "on" : "off"} for ${i.scriptName}, previews ${i.previewsEnabled ? "on" : "off"}`];
+    case "WorkersKv":
+      return [`key ${i.keyName} in ${ns(i.namespaceId)}`, `value ${i.value}`, `metadata ${i.metadata}`];
+    default:
+      return Object.entries(i).map(([k, v]) => `${k} ${JSON.stringify(v)}`);
+  }
+}
+
+const safety = (r: RecordedResource) =>
+  [r.protect && "protect", r.retainOnDelete && "retainOnDelete"].filter(Boolean).join(", ") || "-";
+
+/** One row per managed resource (components are only grouping), then the stack outputs. */
+export function renderTable(recording: Recording): string {
+  const titles = namespaceTitles(recording);
+  const rows = recording.resources.filter((r) => r.custom);
+  const typeWidth = Math.max(4, ...rows.map((r) => shortType(r.type).length));
+  const nameWidth = Math.max(4, ...rows.map((r) => r.name.length));
+  const safetyWidth = Math.max(6, ...rows.map((r) => safety(r).length));
+  const line = (a: string, b: string, c: string, d: string) =>
+    `${a.padEnd(typeWidth)}  ${b.padEnd(nameWidth)}  ${c.padEnd(safetyWidth)}  ${d}`.trimEnd();
+  const out = [
+    `Plan for stack "${recording.stack}": ${rows.length} resources`,
+    "",
+    line("TYPE", "NAME", "SAFETY", "INPUTS"),
+  ];
+  for (const r of rows) {
+    const [first = "", ...rest] = details(r, titles);
+    out.push(line(shortType(r.type), r.name, safety(r), first));
+    for (const more of rest) out.push(line("", "", "", more));
+  }
+  out.push("", "Outputs:");
+  for (const [name, value] of Object.entries(recording.outputs)) {
+    const shown = typeof value === "object" && value !== null && !Array.isArray(value) ? mapIds(value, titles) : value;
+    out.push(`  ${name.padEnd(20)} ${JSON.stringify(shown) ?? "(none)"}${recording.secretOutputs.includes(name) ? " (secret)" : ""}`);
+  }
+  return `${out.join("\n")}\n`;
+}
+
+function mapIds(value: object, titles: Map<string, string>) {
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, titles.get(String(v)) ?? v]));
+}
+
+/** The recording as JSON: managed resources with inputs and options, and the outputs. */
+export function toJson(recording: Recording): string {
+  const resources = recording.resources.map(({ id: _id, ...r }) => r);
+  return `${JSON.stringify({ stack: recording.stack, resources, outputs: recording.outputs, secretOutputs: recording.secretOutputs }, null, 2)}\n`;
+}
+
+/** A flowchart GitHub renders: requests → routes/domains → worker → namespaces (and flags → CONFIG). */
+export function renderMermaid(recording: Recording): string {
+  const titles = namespaceTitles(recording);
+  const id = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_");
+  const script = recording.resources.find((r) => shortType(r.type) === "WorkersScript");
+  const out = ["```mermaid", "flowchart LR"];
+  if (!script) return [...out, "```", ""].join("\n");
+  const worker = id(script.name);
+  out.push(`  ${worker}["Worker ${script.inputs.scriptName}"]`);
+  for (const r of recording.resources.filter((r) => r.custom)) {
+    const i = r.inputs;
+    switch (shortType(r.type)) {
+      case "WorkersRoute":
+        out.push(`  ${id(r.name)}(["route ${i.pattern}"]) --> ${worker}`);
+        break;
+      case "WorkersCustomDomain":
+        out.push(`  ${id(r.name)}(["https://${i.hostname}"]) --> ${worker}`);
+        break;
+      case "WorkersScriptSubdomain":
+        if (i.enabled) out.push(`  ${id(r.name)}(["workers.dev"]) --> ${worker}`);
+        break;
+      case "WorkersKv":
+        out.push(`  ${id(r.name)}["${i.keyName}"] -.-> ${id(`ns_${i.namespaceId}`)}`);
+        break;
+    }
+  }
+  for (const b of ((script.inputs.bindings as Binding[] | undefined) ?? []).filter((b) => b.type === "kv_namespace")) {
+    const protectedNs = recording.resources.find((r) => r.id === b.namespaceId)?.protect;
+    out.push(`  ${worker} -->|${b.name}| ${id(`ns_${b.namespaceId}`)}[("${titles.get(String(b.namespaceId))}${protectedNs ? " 🔒" : ""}")]`);
+  }
+  for (const r of recording.resources.filter((r) => shortType(r.type) === "WorkersKvNamespace" && r.name.endsWith("-preview"))) {
+    out.push(`  ${id(`ns_${r.id}`)}[("${r.inputs.title}")]:::preview`);
+  }
+  out.push("  classDef preview stroke-dasharray: 4 4", "```", "");
+  return out.join("\n");
+}
+
+/**
+ * What differs between two stacks, resource by resource and input by input,
+ * with each stack's own name written as <stack> so that names derived from it
+ * do not count as differences.
+ */
+export function diffRecordings(a: Recording, b: Recording): string {
+  const flatten = (recording: Recording) => {
+    const entries = new Map<string, Map<string, string>>();
+    for (const r of recording.resources.filter((r) => r.custom)) {
+      const fields = new Map<string, string>();
+      const walk = (value: unknown, path: string) => {
+        if (Array.isArray(value)) {
+          value.forEach((item, index) => {
+            const key = typeof item === "object" && item !== null && "name" in item ? String(item.name) : String(index);
+            walk(item, `${path}[${key}]`);
+          });
+        } else if (typeof value === "object" && value !== null) {
+          for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
+        } else {
+          fields.set(path, JSON.stringify(value).replaceAll(recording.stack, "<stack>"));
+        }
+      };
+      walk(r.inputs, "");
+      fields.set("(options)", safety(r));
+      entries.set(`${shortType(r.type)} ${r.name}`, fields);
+    }
+    return entries;
+  };
+  const left = flatten(a);
+  const right = flatten(b);
+  const out = [`Differences between stack "${a.stack}" (-) and stack "${b.stack}" (+):`, ""];
+  for (const key of [...new Set([...left.keys(), ...right.keys()])].sort()) {
+    const l = left.get(key);
+    const r = right.get(key);
+    if (!r) out.push(`- ${key} (only in ${a.stack})`);
+    else if (!l) out.push(`+ ${key} (only in ${b.stack})`);
+    else {
+      const changed = [...new Set([...l.keys(), ...r.keys()])].filter((f) => l.get(f) !== r.get(f));
+      if (changed.length === 0) continue;
+      out.push(`~ ${key}`);
+      for (const f of changed) out.push(`    ${f}: ${l.get(f) ?? "(unset)"} → ${r.get(f) ?? "(unset)"}`);
+    }
+  }
+  if (out.length === 2) out.push("(no differences)");
+  return `${out.join("\n")}\n`;
+}

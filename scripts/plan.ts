@@ -1,0 +1,91 @@
+/**
+ * The offline plan: runs the Pulumi program on Pulumi's mock engine with a
+ * stack's config (no CLI, no credentials) and prints the resources it would
+ * declare.
+ *
+ *   npm run plan -- --stack dev              table (default stack: dev)
+ *   npm run plan -- --stack prod --json      the same as JSON
+ *   npm run plan -- --stack prod --mermaid   a diagram GitHub renders
+ *   npm run plan -- --diff dev prod          what differs between two stacks
+ *   npm run plan -- --stack dev --update     rewrite infra/plans/dev.txt
+ *
+ * The committed snapshots in infra/plans/ show the bundle hash as
+ * "<bundle sha256>", so Worker code changes do not touch them; the live plan
+ * builds dist/ when stale and shows the real hash.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import * as pulumi from "@pulumi/pulumi";
+import type { Bundle } from "../infra/components/worker-service";
+import { type Recording, recordStack } from "../infra/plan/record";
+import { diffRecordings, renderMermaid, renderTable, toJson } from "../infra/plan/render";
+import { ConfigError, loadStackConfig, readStackFiles } from "../infra/stack-file";
+import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
+
+export const PLANS_DIR = join(ROOT, "infra/plans");
+export const snapshotPath = (stack: string) => join(PLANS_DIR, `${stack}.txt`);
+/** The bundle the snapshots are taken with: the hash is a placeholder, the rest is what a build gives. */
+export const SNAPSHOT_BUNDLE: Bundle = { contentFile: "dist/worker.js", sha256: "<bundle sha256>", mainModule: "worker.js" };
+/** Plans never see the real admin token; it only ever shows as [secret]. */
+const PLAN_ADMIN_TOKEN = "plan-admin-token";
+
+/** Validates the stack's files, then records the program on the mock engine. */
+export async function planStack(stack: string, bundle?: Bundle): Promise<Recording> {
+  loadStackConfig(stack);
+  return recordStack(stack, { config: readStackFiles(stack), secrets: { adminToken: PLAN_ADMIN_TOKEN }, ...(bundle ? { bundle } : {}) });
+}
+
+export const renderSnapshot = async (stack: string) => renderTable(await planStack(stack, SNAPSHOT_BUNDLE));
+
+async function liveBundle(log: (line: string) => void): Promise<Bundle> {
+  const manifest = await ensureBuilt(log);
+  return { contentFile: "dist/worker.js", sha256: manifest.sha256, mainModule: manifest.mainModule };
+}
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    options: {
+      stack: { type: "string", default: "dev" },
+      json: { type: "boolean", default: false },
+      mermaid: { type: "boolean", default: false },
+      diff: { type: "boolean", default: false },
+      update: { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+  });
+  // Progress goes to stderr so that --json and --mermaid output can be piped.
+  const log = (line: string) => console.error(line);
+
+  if (values.diff) {
+    const [a = "dev", b = "prod"] = positionals;
+    log(`planning stacks ${a} and ${b} on the mock engine…`);
+    const bundle = await liveBundle(log);
+    const left = await planStack(a, bundle);
+    const right = await planStack(b, bundle);
+    process.stdout.write(diffRecordings(left, right));
+    return;
+  }
+  const stack = values.stack;
+  if (values.update) {
+    const path = snapshotPath(stack);
+    writeFileSync(path, await renderSnapshot(stack));
+    log(`wrote ${path.slice(ROOT.length + 1)}; review it with git diff and commit it with your change`);
+    return;
+  }
+  log(`planning stack ${stack} on the mock engine (no credentials, nothing deployed)…`);
+  const recording = await planStack(stack, await liveBundle(log));
+  if (values.json) process.stdout.write(toJson(recording));
+  else if (values.mermaid) process.stdout.write(renderMermaid(recording));
+  else process.stdout.write(renderTable(recording));
+  log(`plan for ${stack}: ${recording.resources.filter((r) => r.custom).length} resources, bundle ${BUNDLE_PATH.slice(ROOT.length + 1)}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((error: unknown) => {
+    const expected = error instanceof ConfigError || pulumi.RunError.isInstance(error) || (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION";
+    console.error(`plan failed: ${expected ? (error as Error).message : error instanceof Error ? error.stack : String(error)}`);
+    process.exit(1);
+  });
+}
