@@ -17,7 +17,7 @@ export function jsonInit(method: string, body: unknown, headers: Record<string, 
 export function appClient(options: AppOptions = {}, overrides: Partial<Env> = {}) {
   const app = createApp(options);
   const testEnv: Env = { ...env, ...overrides };
-  return (path: string, init?: RequestInit) => app.fetch(new Request(`http://worker.test${path}`, init), testEnv);
+  return async (path: string, init?: RequestInit): Promise<Response> => app.fetch(new Request(`http://worker.test${path}`, init), testEnv);
 }
 
 /** Wraps a KV binding and records every operation made through it, e.g. "get flag:x". */
