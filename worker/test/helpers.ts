@@ -41,3 +41,15 @@ export async function errorOf(res: Response): Promise<{ status: number; error: s
   const body = (await res.json()) as { error: string; code: string };
   return { status: res.status, ...body };
 }
+
+/** The real binding with some operations replaced, to inject faults. */
+export function withFaults(kv: KVNamespace, faults: Partial<Record<keyof KVNamespace, (...args: unknown[]) => unknown>>): KVNamespace {
+  return new Proxy(kv, {
+    get(target, prop, receiver) {
+      const fault = faults[prop as keyof KVNamespace];
+      if (fault) return fault;
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
