@@ -1,0 +1,88 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { ROOT } from "../../scripts/build";
+import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
+import { recordStack } from "../plan/record";
+import { CONFIG_KEYS, ConfigError, PLACEHOLDER_ID, SECRET_KEYS, loadStackConfig, parseStackConfig, readStackFiles } from "../stack-file";
+
+const prod = () => readStackFiles("prod");
+const expectError = (raw: Record<string, unknown>, key: string, detail: RegExp, options = {}) => {
+  let error: unknown;
+  try {
+    parseStackConfig("prod", raw, options);
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).message).toMatch(`stack "prod", config key "kv-worker-stack:${key}"`);
+  expect((error as ConfigError).message).toMatch(detail);
+};
+
+describe("stack config validation", () => {
+  it("accepts both committed stacks", () => {
+    expect(loadStackConfig("dev").protect).toBe(false);
+    expect(loadStackConfig("prod").protect).toBe(true);
+  });
+
+  it("refuses an unknown key", () => expectError({ ...prod(), originURL: "https://x.test" }, "originURL", /unknown key/));
+  it("refuses a missing accountId", () => expectError({ ...prod(), accountId: undefined }, "accountId", /is required; set it with `pulumi config set accountId/));
+  it("refuses a malformed accountId", () => expectError({ ...prod(), accountId: "my-account" }, "accountId", /32-character hex/));
+  it("refuses a route pattern outside the zone", () =>
+    expectError({ ...prod(), routes: ["example.org/api/*"] }, "routes[0]", /outside the zone "example.com"/));
+  it("refuses a route that looks like a URL", () =>
+    expectError({ ...prod(), routes: ["https://example.com/*"] }, "routes[0]", /must not include a scheme/));
+  it("refuses routes without a zoneId", () => expectError({ ...prod(), zoneId: "" }, "zoneId", /required when routes/));
+  it("refuses a bad custom-domain hostname", () =>
+    expectError({ ...prod(), customDomains: ["api_example.com"] }, "customDomains[0]", /not a valid hostname/));
+  it("refuses a custom domain outside the zone", () =>
+    expectError({ ...prod(), customDomains: ["api.example.org"] }, "customDomains[0]", /outside the zone/));
+  it("refuses a flag percentage out of range", () =>
+    expectError({ ...prod(), flags: { beta: { enabled: true, percentage: 150 } } }, "flags.beta.percentage", /100/));
+  it("refuses a flag that is not a flag", () => expectError({ ...prod(), flags: { beta: { on: true } } }, "flags.beta.enabled", /received undefined/));
+  it("refuses a TTL below KV's minimum", () => expectError({ ...prod(), sessionTtlSeconds: 30 }, "sessionTtlSeconds", /out of range \[60,/));
+  it("refuses a non-https origin", () => expectError({ ...prod(), originUrl: "http://origin.test" }, "originUrl", /https:\/\//));
+  it("refuses a stack with no way to reach the Worker", () =>
+    expectError({ ...prod(), routes: [], customDomains: [], workersDev: false }, "customDomains", /no URL/));
+  it("refuses the placeholder IDs only when deploying", () => {
+    expect(parseStackConfig("prod", prod()).accountId).toBe(PLACEHOLDER_ID);
+    expectError(prod(), "accountId", /still the placeholder/, { deploying: true });
+  });
+  it("reads values as Pulumi passes them: strings and JSON", () => {
+    const config = parseStackConfig("prod", {
+      ...prod(),
+      protect: "false",
+      sessionTtlSeconds: "120",
+      routes: JSON.stringify(["example.com/v2/*"]),
+      flags: JSON.stringify({ beta: { enabled: true } }),
+    });
+    expect(config).toMatchObject({ protect: false, sessionTtlSeconds: 120, routes: ["example.com/v2/*"], flags: { beta: { enabled: true } } });
+  });
+
+  it("Pulumi.yaml declares exactly the keys the program reads", () => {
+    const project = parseYaml(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { secret?: boolean }> };
+    expect(Object.keys(project.config).sort()).toEqual([...CONFIG_KEYS, ...SECRET_KEYS].sort());
+    expect(project.config.adminToken?.secret).toBe(true);
+  });
+});
+
+describe("the program on a bad config", () => {
+  const attempt = async (config: Record<string, unknown>, secrets?: Record<string, string>) => {
+    const registered: string[] = [];
+    const run = recordStack("prod", { config, ...(secrets ? { secrets } : {}), bundle: SNAPSHOT_BUNDLE, onResource: (r) => registered.push(r.name) });
+    return { error: await run.then(() => undefined, (e: Error) => e), registered };
+  };
+
+  it("stops before registering any resource, naming the stack and the key", async () => {
+    const { error, registered } = await attempt({ ...prod(), flags: { beta: { enabled: true, percentage: -1 } } }, { adminToken: "t" });
+    expect(error?.message).toMatch(`stack "prod", config key "kv-worker-stack:flags.beta.percentage"`);
+    expect(registered).toEqual([]);
+  });
+
+  it("stops without an admin token, giving the command that sets it", async () => {
+    const { error, registered } = await attempt(prod());
+    expect(error?.message).toMatch("pulumi config set --secret adminToken <token> --stack prod");
+    expect(registered).toEqual([]);
+  });
+});
