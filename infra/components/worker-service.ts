@@ -20,7 +20,8 @@ export interface WorkerServiceArgs {
   namespaceIds: Record<KvBinding, pulumi.Input<string>>;
   /** Plain-text vars, by name. */
   vars: Record<string, string>;
-  adminToken: pulumi.Input<string>;
+  /** A Pulumi secret (config.requireSecret), so the bindings reach the engine as a secret. */
+  adminToken: pulumi.Output<string>;
   workersDev: boolean;
   zoneId: string | undefined;
   zoneName: string | undefined;
@@ -51,7 +52,7 @@ export class WorkerService extends pulumi.ComponentResource {
         bindings: [
           ...KV_BINDINGS.map((binding) => ({ type: "kv_namespace", name: binding, namespaceId: args.namespaceIds[binding] })),
           ...Object.entries(args.vars).map(([varName, text]) => ({ type: "plain_text", name: varName, text })),
-          { type: "secret_text", name: SECRETS.adminToken, text: pulumi.secret(args.adminToken) },
+          { type: "secret_text", name: SECRETS.adminToken, text: args.adminToken },
         ],
         observability: { enabled: true, logs: { enabled: true, invocationLogs: true } },
       },
