@@ -1,0 +1,152 @@
+import { reset } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type CacheMetadata, decodeFlag, decodeSession, flagKey, productKey, sessionKey } from "../../src/contract";
+import { ADMIN_TOKEN, appRoutes, BASE, client, expectEnvelope, kvSnapshot } from "./harness";
+
+const admin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+const SESSION_ID = "s".repeat(32);
+const jsonRequest = (method: string, path: string, body: unknown) =>
+  new Request(`${BASE}${path}`, { method, headers: { ...admin, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+/** One request per route that touches KV, each valid and authorised, so only the fault can fail it. */
+const CASES: { route: string; request: () => Request }[] = [
+  { route: "POST /sessions", request: () => jsonRequest("POST", "/sessions", { userId: "u-1", email: "ada@example.com" }) },
+  { route: "GET /sessions/:id", request: () => new Request(`${BASE}/sessions/${SESSION_ID}`) },
+  { route: "DELETE /sessions/:id", request: () => new Request(`${BASE}/sessions/${SESSION_ID}`, { method: "DELETE", headers: admin }) },
+  { route: "GET /api/products/:id", request: () => new Request(`${BASE}/api/products/p1`) },
+  { route: "DELETE /api/products/:id/cache", request: () => new Request(`${BASE}/api/products/p1/cache`, { method: "DELETE", headers: admin }) },
+  { route: "DELETE /api/cache", request: () => new Request(`${BASE}/api/cache?prefix=product:`, { method: "DELETE", headers: admin }) },
+  { route: "GET /api/features", request: () => new Request(`${BASE}/api/features`, { headers: admin }) },
+  { route: "GET /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout?userId=u-1`) },
+  { route: "PUT /api/features/:name", request: () => jsonRequest("PUT", "/api/features/checkout", { enabled: true }) },
+  { route: "DELETE /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout`, { method: "DELETE", headers: admin }) },
+];
+
+const KV_FAULTS = {
+  throws: () => {
+    throw new Error("KV binding exploded");
+  },
+  rejects: () => Promise.reject(new Error("KV GET failed: 500 Internal Server Error")),
+  hangs: () => new Promise<never>(() => {}),
+};
+
+/** A binding whose every operation fails the same way. */
+function brokenKv(kv: KVNamespace, fault: () => unknown): KVNamespace {
+  return new Proxy(kv, { get: (target, prop) => (typeof Reflect.get(target, prop) === "function" ? fault : Reflect.get(target, prop)) });
+}
+
+/** The real binding, with `put` answering KV's rate-limit error `times` times first. */
+function rateLimitedPuts(kv: KVNamespace, times: number) {
+  const attempts: string[] = [];
+  const wrapped = new Proxy(kv, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (prop !== "put") return typeof value === "function" ? value.bind(target) : value;
+      return (...args: Parameters<KVNamespace["put"]>) => {
+        attempts.push(args[0]);
+        if (attempts.length <= times) return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
+        return target.put(...args);
+      };
+    },
+  });
+  return { kv: wrapped, attempts };
+}
+
+type OriginReply = Response | Error | "hang";
+/** Replaces the origin (this isolate's fetch) with one reply; "hang" answers only when the caller aborts. */
+function stubOrigin(reply: OriginReply) {
+  return vi.spyOn(globalThis, "fetch").mockImplementation(async (_input, init) => {
+    if (reply === "hang") return new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
+    if (reply instanceof Error) throw reply;
+    return reply.clone();
+  });
+}
+
+let logged: ReturnType<typeof vi.spyOn>;
+beforeEach(async () => {
+  await reset();
+  logged = vi.spyOn(console, "error").mockImplementation(() => {});
+});
+afterEach(() => vi.restoreAllMocks());
+
+describe("KV faults", () => {
+  it("covers every route the app registers except /health", () => {
+    const registered = appRoutes().map((r) => `${r.method} ${r.path}`).filter((r) => r !== "GET /health");
+    expect(CASES.map((c) => c.route).sort()).toEqual(registered.sort());
+  });
+
+  describe.each(Object.entries(KV_FAULTS))("when every KV operation %s", (_fault, fault) => {
+    it.each(CASES)("answers $route with 503 JSON and Retry-After, and logs it", async ({ request }) => {
+      stubOrigin(Response.json({ id: "p1" }));
+      const broken = { SESSIONS: brokenKv(env.SESSIONS, fault), CACHE: brokenKv(env.CACHE, fault), CONFIG: brokenKv(env.CONFIG, fault) };
+      const res = await client({ kvTimeoutMs: 20 }, broken)(request());
+      expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+      await expectEnvelope(res, 503, "unavailable");
+      expect(logged).toHaveBeenCalled();
+    });
+  });
+});
+
+describe("origin faults", () => {
+  const REPLIES: [string, OriginReply][] = [
+    ["answers 500", new Response("boom", { status: 500 })],
+    ["answers 403", new Response("no", { status: 403 })],
+    ["answers 200 with a body that is not JSON", new Response("<html>", { status: 200 })],
+    ["is unreachable", new TypeError("Network connection lost.")],
+    ["does not answer in time", "hang"],
+  ];
+
+  async function seedStaleCopy(id: string) {
+    const metadata: CacheMetadata = { fetchedAt: Date.now() - 3_600_000, ttlSeconds: 60 };
+    await env.CACHE.put(productKey(id), JSON.stringify({ id, name: "old lamp" }), { metadata });
+  }
+
+  it.each(REPLIES)("serves the stale copy as STALE when the origin %s", async (_what, reply) => {
+    await seedStaleCopy("p-stale");
+    const origin = stubOrigin(reply);
+    const res = await client({ originTimeoutMs: 30 })(new Request(`${BASE}/api/products/p-stale`));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("X-Cache")).toBe("STALE");
+    expect(await res.json()).toEqual({ id: "p-stale", name: "old lamp" });
+    expect(origin).toHaveBeenCalledOnce();
+  });
+
+  it.each(REPLIES)("answers 502 JSON when the origin %s and there is no copy", async (_what, reply) => {
+    stubOrigin(reply);
+    const res = await client({ originTimeoutMs: 30 })(new Request(`${BASE}/api/products/p-none`));
+    await expectEnvelope(res, 502, "origin_error");
+    expect(await env.CACHE.get(productKey("p-none"))).toBeNull();
+  });
+});
+
+describe("KV's one-write-per-second limit (429)", () => {
+  it("retries a session write refused with 429, and the session is really stored", async () => {
+    const { kv, attempts } = rateLimitedPuts(env.SESSIONS, 1);
+    const res = await client({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
+    expect(res.status).toBe(201);
+    const { sessionId } = (await res.json()) as { sessionId: string };
+    expect(attempts).toEqual([sessionKey(sessionId), sessionKey(sessionId)]);
+    const stored = await env.SESSIONS.get(sessionKey(sessionId));
+    expect(stored && decodeSession(stored)).toMatchObject({ userId: "u-429" });
+  });
+
+  it("retries a flag write refused with 429, and the flag is really stored", async () => {
+    const { kv, attempts } = rateLimitedPuts(env.CONFIG, 1);
+    const res = await client({}, { CONFIG: kv })(jsonRequest("PUT", "/api/features/rollout", { enabled: true, percentage: 5 }));
+    expect(res.status).toBe(200);
+    expect(attempts).toHaveLength(2);
+    const stored = await env.CONFIG.get(flagKey("rollout"));
+    expect(stored && decodeFlag(stored)).toEqual({ enabled: true, percentage: 5 });
+  });
+
+  it("tells the client 503 with Retry-After when KV keeps refusing, and nothing is stored", async () => {
+    const { kv, attempts } = rateLimitedPuts(env.SESSIONS, Infinity);
+    const before = await kvSnapshot();
+    const res = await client({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
+    expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+    await expectEnvelope(res, 503, "unavailable");
+    expect(attempts.length).toBeGreaterThan(1);
+    expect(await kvSnapshot()).toEqual(before);
+  });
+});

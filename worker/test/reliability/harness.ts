@@ -1,0 +1,61 @@
+/** What the reliability tests share: an app over chosen bindings, the error envelope, KV snapshots, the app's routes. */
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import { type AppOptions, createApp } from "../../src/app";
+import { KV_BINDINGS } from "../../src/contract";
+import type { Env } from "../../src/env";
+
+export const ADMIN_TOKEN = "test-admin-token";
+export const BASE = "http://worker.test";
+
+/** A fresh app (own isolate caches) over the test bindings, some of them replaced. */
+export function client(options: AppOptions = {}, overrides: Partial<Env> = {}) {
+  const app = createApp(options);
+  const bindings: Env = { ...env, ...overrides };
+  return (request: Request) => app.fetch(request, bindings);
+}
+
+/** Asserts the JSON error envelope `{error, code}` and returns it. */
+export async function expectEnvelope(res: Response, status?: number, code?: string) {
+  if (status !== undefined) expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type") ?? "").toMatch(/^application\/json/);
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(Object.keys(body).sort()).toEqual(["code", "error"]);
+  expect(typeof body.error).toBe("string");
+  expect(body.error).not.toBe("");
+  expect(typeof body.code).toBe("string");
+  if (code !== undefined) expect(body.code).toBe(code);
+  return body as { error: string; code: string };
+}
+
+/** Every key (with its value) in the three namespaces: compared before and after a rejected request. */
+export async function kvSnapshot(): Promise<Record<string, string | null>> {
+  const snapshot: Record<string, string | null> = {};
+  for (const binding of KV_BINDINGS) {
+    let cursor: string | undefined;
+    do {
+      const page = await env[binding].list(cursor ? { cursor } : {});
+      for (const key of page.keys) snapshot[`${binding} ${key.name}`] = await env[binding].get(key.name);
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+  }
+  return snapshot;
+}
+
+export interface AppRoute {
+  method: string;
+  path: string;
+}
+
+/**
+ * The endpoints the app registers, from Hono's own route table: middleware
+ * (method ALL, wildcard paths) left out, one entry per method and path.
+ */
+export function appRoutes(): AppRoute[] {
+  const seen = new Map<string, AppRoute>();
+  for (const { method, path } of createApp().routes) {
+    if (method === "ALL" || path.includes("*")) continue;
+    seen.set(`${method} ${path}`, { method, path });
+  }
+  return [...seen.values()];
+}
