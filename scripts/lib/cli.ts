@@ -1,0 +1,63 @@
+/**
+ * What every command in scripts/ shares: how it knows it was run directly,
+ * how it reads the git-ignored .dev.vars file, and how it fails.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseEnv } from "node:util";
+
+/** An expected failure: printed as one line, without a stack trace. */
+export class CliError extends Error {
+  override name = "CliError";
+}
+
+/** True when the module at `moduleUrl` is the script node/tsx was asked to run. */
+export const isMain = (moduleUrl: string) =>
+  process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(moduleUrl);
+
+/**
+ * Runs a command's main function; an expected failure prints
+ * `<command>: <message>` and exits 1, anything else also prints its stack.
+ */
+export function runCommand(command: string, main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    console.error(`${command}: ${error instanceof CliError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  });
+}
+
+/**
+ * Reads KEY=value lines in wrangler's .dev.vars (dotenv) format: comments,
+ * single/double quotes and `export` prefixes are handled by Node's own parser.
+ * A missing file is an empty one.
+ */
+export function readDevVars(path: string): Record<string, string> {
+  let content: string;
+  try {
+    content = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw error;
+  }
+  return Object.fromEntries(Object.entries(parseEnv(content)).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
+/** Runs node:util parseArgs, turning a bad flag into a one-line CliError. */
+export function parseFlags<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** The first value that is set, in precedence order. */
+export const firstSet = (...values: (string | undefined)[]) => values.find((value) => value !== undefined && value !== "");
+
+/** Short description of a network failure: fetch hides the useful part (ECONNREFUSED…) in `cause`. */
+export function describeFetchError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause as { code?: string; message?: string } | undefined;
+  return cause?.code ?? cause?.message ?? error.message;
+}

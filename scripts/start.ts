@@ -1,0 +1,242 @@
+/**
+ * Runs dist/worker.js locally in workerd (through Miniflare) with the three KV
+ * namespaces persisted under .data/<stack>/, the stack's vars and its flags
+ * declared as code.
+ *
+ *   npm start [-- --port 8787 --host 127.0.0.1 --stack dev --data-dir <path> --origin-url <url> --ephemeral]
+ *
+ * Settings: flags > environment (PORT, HOST, ADMIN_TOKEN, ORIGIN_URL) > .dev.vars > the stack's config.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { Miniflare, supportedCompatibilityDate } from "miniflare";
+import {
+  CACHE_TTL,
+  COMPATIBILITY_DATE,
+  COMPATIBILITY_FLAGS,
+  type Flag,
+  KV_BINDINGS,
+  SECRETS,
+  SESSION_TTL,
+  VARS,
+  encodeFlag,
+  flagKey,
+} from "../worker/src/contract";
+import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
+import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+
+export const DEFAULT_STACK = "dev";
+export const DEFAULT_PORT = 8787;
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEV_VARS_PATH = join(ROOT, ".dev.vars");
+
+/** What a Pulumi stack declares that the local stack mirrors. */
+export interface StackSettings {
+  environment: string;
+  originUrl: string;
+  sessionTtlSeconds: number;
+  cacheTtlSeconds: number;
+  compatibilityDate: string;
+  compatibilityFlags: readonly string[];
+  /** Flags declared as code: seeded into CONFIG and read-only through the API. */
+  flags: Record<string, Flag>;
+}
+
+export function stackSettings(stack: string): StackSettings {
+  return {
+    environment: stack,
+    originUrl: "https://dummyjson.com",
+    sessionTtlSeconds: SESSION_TTL.default,
+    cacheTtlSeconds: CACHE_TTL.default,
+    compatibilityDate: COMPATIBILITY_DATE,
+    compatibilityFlags: COMPATIBILITY_FLAGS,
+    flags: {},
+  };
+}
+
+export interface LocalStackOptions {
+  /** Whose config to run with; also names the data folder. Default `dev`, reported as ENVIRONMENT=local. */
+  stack?: string;
+  /** 0 picks a free port. Default 8787. */
+  port?: number;
+  host?: string;
+  /** Default: a random token, logged once. */
+  adminToken?: string;
+  /** Default: the stack's origin. */
+  originUrl?: string;
+  /** Default: .data/<stack>. */
+  dataDir?: string;
+  /** Keep KV in memory only. */
+  ephemeral?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  /** Base URL, without a trailing slash. */
+  url: string;
+  adminToken: string;
+  mf: Miniflare;
+  dispose(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = options.log ?? (() => {});
+  const stack = options.stack ?? DEFAULT_STACK;
+  const settings = stackSettings(stack);
+  const host = options.host ?? DEFAULT_HOST;
+  const port = options.port ?? DEFAULT_PORT;
+  await assertPortFree(host, port);
+
+  log("Checking the Worker bundle (rebuilt when worker/src changed)…");
+  const manifest = await ensureBuilt(log);
+  log(`bundle: ${relative(ROOT, BUNDLE_PATH)}, ${manifest.bytes} bytes, sha256 ${manifest.sha256}`);
+
+  const dataDir = options.dataDir ?? join(ROOT, ".data", stack);
+  log(options.ephemeral ? "data: in memory (--ephemeral), gone when stopped" : `data: ${relative(ROOT, dataDir) || dataDir} (kept across restarts)`);
+
+  const generatedToken = options.adminToken === undefined;
+  const adminToken = options.adminToken ?? randomBytes(24).toString("base64url");
+  const managedFlags = Object.keys(settings.flags);
+  const vars: Record<string, string> = {
+    [VARS.environment]: options.stack === undefined ? "local" : settings.environment,
+    [VARS.originUrl]: options.originUrl ?? settings.originUrl,
+    [VARS.sessionTtlSeconds]: String(settings.sessionTtlSeconds),
+    [VARS.cacheTtlSeconds]: String(settings.cacheTtlSeconds),
+    [VARS.managedFlags]: managedFlags.join(","),
+    [VARS.bundleSha256]: manifest.sha256,
+  };
+
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: BUNDLE_PATH,
+    compatibilityDate: localCompatibilityDate(settings.compatibilityDate, log),
+    compatibilityFlags: [...settings.compatibilityFlags],
+    kvNamespaces: [...KV_BINDINGS],
+    kvPersist: options.ephemeral ? false : dataDir,
+    bindings: { ...vars, [SECRETS.adminToken]: adminToken },
+    host,
+    port,
+  });
+  const dispose = () => mf.dispose();
+  try {
+    const ready = await mf.ready;
+    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret: ${SECRETS.adminToken}`);
+    log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
+    if (managedFlags.length > 0) {
+      await seedFlags(mf, settings.flags);
+      log(`flags declared as code, written to CONFIG: ${managedFlags.join(", ")}`);
+    }
+    if (generatedToken) {
+      log(`\nGenerated ${SECRETS.adminToken} (shown only now; set ADMIN_TOKEN or put it in .dev.vars to keep one):\n\n  ${adminToken}\n`);
+    }
+    return { url: ready.origin, adminToken, mf, dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+async function seedFlags(mf: Miniflare, flags: Record<string, Flag>): Promise<void> {
+  const config = await mf.getKVNamespace("CONFIG");
+  for (const [name, flag] of Object.entries(flags)) {
+    const { value, metadata } = encodeFlag(flag);
+    await config.put(flagKey(name), value, { metadata });
+  }
+}
+
+/** workerd refuses a date newer than its own; fall back, as wrangler dev does, and say so. */
+function localCompatibilityDate(wanted: string, log: (line: string) => void): string {
+  if (wanted <= supportedCompatibilityDate) return wanted;
+  log(`warning: compatibility date ${wanted} is newer than local workerd supports; running with ${supportedCompatibilityDate}`);
+  return supportedCompatibilityDate;
+}
+
+/** workerd only reports a busy port as a generic startup failure; check first to say which port. */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new CliError(`port ${port} on ${host} is already in use; pass --port <n> or set PORT`)
+          : error,
+      ),
+    );
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+/** Command-line flags, then the environment, then .dev.vars; what none of them sets is left to the stack. */
+export function cliOptions(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  devVars: Record<string, string>,
+): LocalStackOptions {
+  const { values } = parseFlags(() => parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      stack: { type: "string" },
+      "data-dir": { type: "string" },
+      "origin-url": { type: "string" },
+      ephemeral: { type: "boolean", default: false },
+    },
+    strict: true,
+  }));
+  const setting = (flag: string | undefined, name: string) => firstSet(flag, env[name], devVars[name]);
+  const port = Number(setting(values.port, "PORT") ?? DEFAULT_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CliError(`invalid port ${JSON.stringify(setting(values.port, "PORT"))}`);
+  return {
+    port,
+    host: setting(values.host, "HOST") ?? DEFAULT_HOST,
+    adminToken: firstSet(env[SECRETS.adminToken], devVars[SECRETS.adminToken]),
+    originUrl: setting(values["origin-url"], VARS.originUrl),
+    stack: values.stack,
+    dataDir: values["data-dir"],
+    ephemeral: values.ephemeral,
+  };
+}
+
+async function main(): Promise<void> {
+  const log = (line: string) => console.log(line);
+  const options = cliOptions(process.argv.slice(2), process.env, readDevVars(DEV_VARS_PATH));
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  const before = new Map(signals.map((signal) => [signal, process.listeners(signal)]));
+  const stack = await startLocalStack({ ...options, log });
+
+  // Miniflare's exit hook answers SIGINT/SIGTERM by SIGKILLing workerd and
+  // calling process.exit(130) in the same tick, so an async dispose() would
+  // never finish. Replace its signal listeners with ours; its "exit" listener
+  // stays as the last resort that kills workerd.
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130); // second Ctrl-C: don't wait
+    stopping = true;
+    log(`\n${signal}: stopping workerd…`);
+    stack.dispose().then(
+      () => {
+        log("Stopped.");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error(`start: stopping failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.includes(listener)) process.removeListener(signal, listener);
+    }
+    process.on(signal, stop);
+  }
+
+  log(`Local stack ready at ${stack.url}`);
+  log(`Try: curl ${stack.url}/health   (Ctrl-C to stop)`);
+}
+
+if (isMain(import.meta.url)) runCommand("start", main);
