@@ -30,7 +30,6 @@ import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from 
 export const DEFAULT_STACK = "dev";
 export const DEFAULT_PORT = 8787;
 export const DEFAULT_HOST = "127.0.0.1";
-export const DEV_VARS_PATH = join(ROOT, ".dev.vars");
 
 /** What a Pulumi stack declares that the local stack mirrors. */
 export interface StackSettings {
@@ -203,7 +202,7 @@ export function cliOptions(
 
 async function main(): Promise<void> {
   const log = (line: string) => console.log(line);
-  const options = cliOptions(process.argv.slice(2), process.env, readDevVars(DEV_VARS_PATH));
+  const options = cliOptions(process.argv.slice(2), process.env, readDevVars());
   const signals = ["SIGINT", "SIGTERM"] as const;
   const before = new Map(signals.map((signal) => [signal, process.listeners(signal)]));
   const stack = await startLocalStack({ ...options, log });

@@ -7,6 +7,9 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
 
+/** The git-ignored file of local settings and secrets, at the repository root. */
+export const DEV_VARS_PATH = fileURLToPath(new URL("../../.dev.vars", import.meta.url));
+
 /** An expected failure: printed as one line, without a stack trace. */
 export class CliError extends Error {
   override name = "CliError";
@@ -32,7 +35,7 @@ export function runCommand(command: string, main: () => Promise<void>): void {
  * single/double quotes and `export` prefixes are handled by Node's own parser.
  * A missing file is an empty one.
  */
-export function readDevVars(path: string): Record<string, string> {
+export function readDevVars(path = DEV_VARS_PATH): Record<string, string> {
   let content: string;
   try {
     content = readFileSync(path, "utf8");
