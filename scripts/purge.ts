@@ -1,0 +1,96 @@
+/**
+ * Deletes every cached entry under a key prefix, one page (up to 1000 keys,
+ * one KV list) per request, until the Worker reports the purge complete.
+ *
+ *   npm run purge -- --url <base> --prefix <key prefix> [--admin-token <token>]
+ *
+ * The token may also come from ADMIN_TOKEN or .dev.vars.
+ */
+import { parseArgs } from "node:util";
+import * as v from "valibot";
+import { SECRETS, describeIssues } from "../worker/src/contract";
+import { CliError, describeFetchError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+
+const PurgePage = v.object({ deleted: v.number(), complete: v.boolean(), cursor: v.optional(v.string()) });
+const ErrorBody = v.object({ error: v.string(), code: v.string() });
+
+export interface PurgeOptions {
+  url: string;
+  prefix: string;
+  adminToken: string;
+  log?: (line: string) => void;
+}
+
+export interface PurgeSummary {
+  deleted: number;
+  pages: number;
+  ms: number;
+}
+
+export async function purge({ url, prefix, adminToken, log = () => {} }: PurgeOptions): Promise<PurgeSummary> {
+  const started = performance.now();
+  let deleted = 0;
+  let pages = 0;
+  let cursor: string | undefined;
+  for (;;) {
+    const endpoint = new URL("/api/cache", url);
+    endpoint.searchParams.set("prefix", prefix);
+    if (cursor !== undefined) endpoint.searchParams.set("cursor", cursor);
+    const page = await deletePage(endpoint, adminToken);
+    pages += 1;
+    deleted += page.deleted;
+    log(`page ${pages}: deleted ${page.deleted} (${deleted} so far)`);
+    if (page.complete) break;
+    if (page.cursor === undefined) throw new CliError(`${endpoint.origin} answered complete: false without a cursor`);
+    cursor = page.cursor;
+  }
+  return { deleted, pages, ms: performance.now() - started };
+}
+
+async function deletePage(endpoint: URL, adminToken: string): Promise<v.InferOutput<typeof PurgePage>> {
+  let response: Response;
+  try {
+    response = await fetch(endpoint, { method: "DELETE", headers: { authorization: `Bearer ${adminToken}` } });
+  } catch (error) {
+    throw new CliError(`cannot reach ${endpoint.origin}: ${describeFetchError(error)}`);
+  }
+  const text = await response.text();
+  const body = parseJson(text);
+  if (!response.ok) {
+    const failure = v.safeParse(ErrorBody, body);
+    const reason = failure.success ? `${failure.output.code}: ${failure.output.error}` : text.slice(0, 200) || response.statusText;
+    throw new CliError(`DELETE ${endpoint.pathname} answered ${response.status} (${reason})`);
+  }
+  const page = v.safeParse(PurgePage, body);
+  if (!page.success) throw new CliError(`DELETE ${endpoint.pathname} answered an unexpected body (${describeIssues(page.issues)})`);
+  return page.output;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseFlags(() =>
+    parseArgs({
+      options: { url: { type: "string" }, prefix: { type: "string" }, "admin-token": { type: "string" } },
+      strict: true,
+    }),
+  );
+  if (values.url === undefined) throw new CliError("missing --url <base URL of the Worker>");
+  if (values.prefix === undefined) throw new CliError("missing --prefix <key prefix>, e.g. --prefix product:");
+  const adminToken = firstSet(values["admin-token"], process.env[SECRETS.adminToken], readDevVars()[SECRETS.adminToken]);
+  if (adminToken === undefined) throw new CliError("no admin token: pass --admin-token, set ADMIN_TOKEN, or put it in .dev.vars");
+
+  console.log(`Purging cache keys with prefix ${JSON.stringify(values.prefix)} from ${values.url}…`);
+  const summary = await purge({ url: values.url, prefix: values.prefix, adminToken, log: (line) => console.log(line) });
+  console.log(
+    `Purged ${summary.deleted} keys in ${summary.pages} page${summary.pages === 1 ? "" : "s"}, ${(summary.ms / 1000).toFixed(1)} s.`,
+  );
+}
+
+if (isMain(import.meta.url)) runCommand("purge", main);
