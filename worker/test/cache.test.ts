@@ -171,7 +171,8 @@ describe("GET /api/products/:id", () => {
   });
 
   it("treats a stored copy without valid metadata as a miss", async () => {
-    await env.CACHE.put(productKey("p1"), JSON.stringify({ name: "corrupt" }), { metadata: { fetchedAt: "yesterday" } });
+    // fetchedAt as a string: trusted as is, it would make the copy look fresh.
+    await env.CACHE.put(productKey("p1"), JSON.stringify({ name: "corrupt" }), { metadata: { fetchedAt: String(Date.now()), ttlSeconds: 300 } });
     stubOrigin(productJson("lamp"));
     const res = await call("/api/products/p1");
     expect(res.headers.get("X-Cache")).toBe("MISS");
@@ -250,6 +251,8 @@ describe("DELETE /api/cache?prefix=", () => {
       const page = await res.json<{ deleted: number; complete: boolean; cursor?: string }>();
       expect(calls.length).toBeLessThanOrEqual(1000);
       expect(calls.length).toBe(page.deleted + 1);
+      // The page continues where the previous one stopped (KV list results lag deletes at the edge).
+      expect(JSON.parse(calls[0]?.replace(/^list /, "") ?? "").cursor).toBe(cursor);
       pages.push(page);
       cursor = page.cursor;
     } while (!pages.at(-1)?.complete && pages.length < 10);

@@ -100,11 +100,17 @@ describe("POST /sessions", () => {
     ["a JSON string", "\"alice\"", "application/json"],
     ["JSON null", "null", "application/json"],
     ["a form body", "userId=u&email=u%40example.com", "application/x-www-form-urlencoded"],
-    ["JSON without a Content-Type", JSON.stringify(alice), undefined],
   ])("answers 400 invalid_request to %s", async (_, body, contentType) => {
     const headers: Record<string, string> = { ...admin, ...(contentType ? { "Content-Type": contentType } : {}) };
     const res = await call("/sessions", { method: "POST", headers, body });
     expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request" });
+  });
+
+  it("asks for Content-Type: application/json when a JSON body comes without it", async () => {
+    const res = await call("/sessions", { method: "POST", headers: { ...admin, "Content-Type": "text/plain" }, body: JSON.stringify(alice) });
+    const error = await errorOf(res);
+    expect(error).toMatchObject({ status: 400, code: "invalid_request" });
+    expect(error.error).toContain("Content-Type: application/json");
   });
 
   it("answers 413 payload_too_large to a body over 16 KiB, declared or streamed", async () => {
