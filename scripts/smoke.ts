@@ -1,0 +1,256 @@
+/**
+ * Black-box checks of a running deployment, local (`npm start`) or real:
+ * health, a session's life, a throw-away flag's life and a product read.
+ * Whatever it writes it removes again, even when a check fails.
+ *
+ *   npm run smoke -- --url <base> [--admin-token <token>] [--expect-sha256 <hash>] [--product <id>]
+ */
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+import { CliError, describeFetchError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+
+export interface SmokeOptions {
+  /** Base URL of the deployment, e.g. http://127.0.0.1:8787. */
+  url: string;
+  /** Without it the session and flag checks (admin routes) are skipped. */
+  adminToken?: string | undefined;
+  /** When set, /health must report this bundle; a fresh deployment is waited for up to `rolloutTimeoutMs`. */
+  expectSha256?: string | undefined;
+  /** A product the origin knows (default "1"). */
+  productId?: string;
+  requestTimeoutMs?: number;
+  rolloutTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export type CheckStatus = "pass" | "fail" | "skip";
+export interface SmokeResult {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  ms: number;
+}
+
+const SMOKE_USER = { userId: "smoke-test", email: "smoke-test@example.com" };
+const ROLLOUT_POLL_MS = 2_000;
+
+/** A check that cannot run here; not a failure. */
+class Skip extends Error {}
+
+export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
+  const log = options.log ?? (() => {});
+  const base = options.url.replace(/\/+$/, "");
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const results: SmokeResult[] = [];
+
+  /** The admin token goes only to the routes that need it. */
+  const request = async (method: string, path: string, { body, admin = false }: { body?: unknown; admin?: boolean } = {}) => {
+    try {
+      return await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(admin ? { authorization: `Bearer ${options.adminToken}` } : {}),
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      });
+    } catch (error) {
+      throw new Error(`${method} ${path}: ${describeFetchError(error)}`);
+    }
+  };
+
+  const record = (name: string, status: CheckStatus, detail: string, ms: number) => {
+    results.push({ name, status, detail, ms });
+    const mark = status === "pass" ? "✓" : status === "fail" ? "✗" : "–";
+    const timing = status === "skip" ? "" : ` (${ms} ms)`;
+    log(`${mark} ${name.padEnd(15)}${detail ? ` ${detail}` : ""}${timing}`);
+  };
+  /** Runs one check; it passes unless it throws. Returns whether it passed. */
+  const check = async (name: string, run: () => Promise<string>) => {
+    const started = performance.now();
+    try {
+      record(name, "pass", await run(), Math.round(performance.now() - started));
+      return true;
+    } catch (error) {
+      const status = error instanceof Skip ? "skip" : "fail";
+      record(name, status, status === "skip" ? `skipped: ${(error as Error).message}` : (error as Error).message, Math.round(performance.now() - started));
+      return false;
+    }
+  };
+  const skip = (name: string, reason: string) => record(name, "skip", `skipped: ${reason}`, 0);
+  const cleanup = async (what: string, path: string) => {
+    const response = await request("DELETE", path, { admin: true }).catch((error: Error) => error);
+    if (response instanceof Error || !response.ok) {
+      log(`! could not remove ${what} (${response instanceof Error ? response.message : response.status}); delete it by hand: DELETE ${path}`);
+    }
+  };
+
+  await check("health", async () => {
+    const deadline = Date.now() + (options.expectSha256 ? (options.rolloutTimeoutMs ?? 60_000) : 0);
+    for (;;) {
+      try {
+        const health = await readJson(await request("GET", "/health"), 200);
+        if (health.status !== "ok") throw new Error(`status is ${JSON.stringify(health.status)}, expected "ok"`);
+        const sha = typeof health.bundleSha256 === "string" ? health.bundleSha256 : undefined;
+        if (options.expectSha256 && sha !== options.expectSha256) {
+          throw new Error(`serves bundle ${sha ?? "(none reported)"}, expected ${options.expectSha256}`);
+        }
+        return `${String(health.environment ?? "?")}, bundle ${sha ? sha.slice(0, 12) : "(not reported)"}`;
+      } catch (error) {
+        // A deployment reaches every location within seconds; until then the old version may answer.
+        if (Date.now() + ROLLOUT_POLL_MS > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, ROLLOUT_POLL_MS));
+      }
+    }
+  });
+
+  const noToken = "no admin token (pass --admin-token or set ADMIN_TOKEN)";
+  if (!options.adminToken) {
+    for (const name of ["session create", "session read", "session delete", "flag put", "flag evaluate", "flag delete"]) skip(name, noToken);
+  } else {
+    let sessionId: string | undefined;
+    let sessionGone = false;
+    try {
+      await check("session create", async () => {
+        const created = await readJson(await request("POST", "/sessions", { body: { ...SMOKE_USER, ttlSeconds: 60 }, admin: true }), 201);
+        if (typeof created.sessionId !== "string") throw new Error(`201 without a sessionId: ${JSON.stringify(created)}`);
+        sessionId = created.sessionId;
+        return `expires ${String(created.expiresAt)}`;
+      });
+      if (!sessionId) {
+        skip("session read", "no session was created");
+        skip("session delete", "no session was created");
+      } else {
+        const path = `/sessions/${encodeURIComponent(sessionId)}`;
+        await check("session read", async () => {
+          const session = await readJson(await request("GET", path), 200);
+          if (session.userId !== SMOKE_USER.userId || session.email !== SMOKE_USER.email) {
+            throw new Error(`read back ${JSON.stringify(session)}, expected the session just created`);
+          }
+          return "";
+        });
+        await check("session delete", async () => {
+          await expectStatus(await request("DELETE", path, { admin: true }), 204);
+          sessionGone = true;
+          await expectStatus(await request("GET", path), 404);
+          return "read afterwards gives 404";
+        });
+      }
+    } finally {
+      if (sessionId && !sessionGone) await cleanup(`session ${sessionId}`, `/sessions/${encodeURIComponent(sessionId)}`);
+    }
+
+    const flag = `smoke-${randomBytes(6).toString("hex")}`;
+    const flagPath = `/api/features/${flag}`;
+    let flagGone = false;
+    try {
+      const written = await check("flag put", async () => {
+        const stored = await readJson(await request("PUT", flagPath, { body: { enabled: true }, admin: true }), 200);
+        if (stored.name !== flag || stored.enabled !== true) throw new Error(`answered ${JSON.stringify(stored)}`);
+        return flag;
+      });
+      if (!written) {
+        skip("flag evaluate", "the flag was not written");
+        skip("flag delete", "the flag was not written");
+      } else {
+        await check("flag evaluate", async () => {
+          const evaluation = await readJson(await request("GET", `${flagPath}?userId=${SMOKE_USER.userId}`), 200);
+          if (evaluation.enabled !== true) throw new Error(`evaluated to ${JSON.stringify(evaluation)}, expected enabled: true`);
+          return `enabled (${String(evaluation.reason)})`;
+        });
+        await check("flag delete", async () => {
+          await expectStatus(await request("DELETE", flagPath, { admin: true }), 204);
+          flagGone = true;
+          return "";
+        });
+      }
+    } finally {
+      // Also after a failed or timed-out PUT, which may still have written the flag.
+      if (!flagGone) await cleanup(`flag ${flag}`, flagPath);
+    }
+  }
+
+  await check("cache read", async () => {
+    const productId = options.productId ?? "1";
+    const response = await request("GET", `/api/products/${encodeURIComponent(productId)}`);
+    if (response.status === 502 || response.status === 503) {
+      const error = await response.json().catch(() => ({}));
+      throw new Skip(`no origin answers (${response.status} ${String((error as { code?: unknown }).code ?? "")})`.trim());
+    }
+    await readJson(response, 200);
+    const cache = response.headers.get("x-cache");
+    if (!cache) throw new Error("200 without an X-Cache header");
+    return `product ${productId}: X-Cache ${cache}`;
+  });
+
+  const counts = summarize(results);
+  log(`${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
+  return results;
+}
+
+export function summarize(results: SmokeResult[]) {
+  const count = (status: CheckStatus) => results.filter((result) => result.status === status).length;
+  return { passed: count("pass"), failed: count("fail"), skipped: count("skip") };
+}
+
+async function expectStatus(response: Response, status: number): Promise<void> {
+  if (response.status === status) {
+    await response.body?.cancel();
+    return;
+  }
+  const text = await response.text().catch(() => "");
+  throw new Error(`${response.url.replace(/^https?:\/\/[^/]+/, "")} answered ${response.status}, expected ${status}${text ? `: ${text.slice(0, 200)}` : ""}`);
+}
+
+async function readJson(response: Response, status: number): Promise<Record<string, unknown>> {
+  if (response.status !== status) await expectStatus(response, status);
+  const text = await response.text();
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body === "object" && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new Error(`answered ${status} with a body that is not a JSON object: ${text.slice(0, 200)}`);
+}
+
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+async function main(): Promise<number> {
+  const { values } = parseFlags(() =>
+    parseArgs({
+      options: {
+        url: { type: "string" },
+        "admin-token": { type: "string" },
+        "expect-sha256": { type: "string" },
+        product: { type: "string" },
+      },
+    }),
+  );
+  if (!values.url) throw new CliError("usage: npm run smoke -- --url <base> [--admin-token <token>] [--expect-sha256 <hash>] [--product <id>]");
+  let url: URL;
+  try {
+    url = new URL(values.url);
+  } catch {
+    throw new CliError(`--url ${values.url} is not a URL`);
+  }
+  // .dev.vars is what `npm start` reads its token from; it says nothing about a remote deployment.
+  const devVars = LOCAL_HOSTS.has(url.hostname) ? readDevVars() : {};
+  const adminToken = firstSet(values["admin-token"], process.env.ADMIN_TOKEN, devVars.ADMIN_TOKEN);
+  console.log(`Smoke test of ${values.url}`);
+  const results = await runSmoke({
+    url: values.url,
+    adminToken,
+    expectSha256: values["expect-sha256"],
+    ...(values.product ? { productId: values.product } : {}),
+    log: (line) => console.log(line),
+  });
+  return summarize(results).failed > 0 ? 1 : 0;
+}
+
+if (isMain(import.meta.url)) {
+  runCommand("smoke", async () => {
+    process.exitCode = await main();
+  });
+}
