@@ -5,25 +5,16 @@
  *
  *   npm start [-- --port 8787 --host 127.0.0.1 --stack dev --data-dir <path> --origin-url <url> --ephemeral]
  *
- * Settings: flags > environment (PORT, HOST, ADMIN_TOKEN, ORIGIN_URL) > .dev.vars > the stack's config.
+ * Settings: flags > environment (PORT, HOST, ADMIN_TOKEN, ORIGIN_URL) > .dev.vars >
+ * Pulumi.<stack>.yaml, read and validated by infra/stack-file.ts exactly as `pulumi up` reads it.
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
-import {
-  CACHE_TTL,
-  COMPATIBILITY_DATE,
-  COMPATIBILITY_FLAGS,
-  type Flag,
-  KV_BINDINGS,
-  SECRETS,
-  SESSION_TTL,
-  VARS,
-  encodeFlag,
-  flagKey,
-} from "../worker/src/contract";
+import { ConfigError, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
+import { type Flag, KV_BINDINGS, SECRETS, VARS, encodeFlag, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
@@ -31,28 +22,13 @@ export const DEFAULT_STACK = "dev";
 export const DEFAULT_PORT = 8787;
 export const DEFAULT_HOST = "127.0.0.1";
 
-/** What a Pulumi stack declares that the local stack mirrors. */
-export interface StackSettings {
-  environment: string;
-  originUrl: string;
-  sessionTtlSeconds: number;
-  cacheTtlSeconds: number;
-  compatibilityDate: string;
-  compatibilityFlags: readonly string[];
-  /** Flags declared as code: seeded into CONFIG and read-only through the API. */
-  flags: Record<string, Flag>;
-}
-
-export function stackSettings(stack: string): StackSettings {
-  return {
-    environment: stack,
-    originUrl: "https://dummyjson.com",
-    sessionTtlSeconds: SESSION_TTL.default,
-    cacheTtlSeconds: CACHE_TTL.default,
-    compatibilityDate: COMPATIBILITY_DATE,
-    compatibilityFlags: COMPATIBILITY_FLAGS,
-    flags: {},
-  };
+/** The stack's validated config (Pulumi.yaml defaults + Pulumi.<stack>.yaml), as `pulumi up` would deploy it. */
+export function stackSettings(stack: string): StackConfig {
+  try {
+    return loadStackConfig(stack);
+  } catch (error) {
+    throw error instanceof ConfigError ? new CliError(error.message) : error;
+  }
 }
 
 export interface LocalStackOptions {
@@ -90,22 +66,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   log("Checking the Worker bundle (rebuilt when worker/src changed)…");
   const manifest = await ensureBuilt(log);
-  log(`bundle: ${relative(ROOT, BUNDLE_PATH)}, ${manifest.bytes} bytes, sha256 ${manifest.sha256}`);
+  log(`bundle: ${relative(ROOT, BUNDLE_PATH)}, ${kib(manifest.bytes)} (${kib(manifest.gzipBytes)} gzip), sha256 ${manifest.sha256}`);
 
   const dataDir = options.dataDir ?? join(ROOT, ".data", stack);
   log(options.ephemeral ? "data: in memory (--ephemeral), gone when stopped" : `data: ${relative(ROOT, dataDir) || dataDir} (kept across restarts)`);
 
   const generatedToken = options.adminToken === undefined;
   const adminToken = options.adminToken ?? randomBytes(24).toString("base64url");
-  const managedFlags = Object.keys(settings.flags);
-  const vars: Record<string, string> = {
-    [VARS.environment]: options.stack === undefined ? "local" : settings.environment,
-    [VARS.originUrl]: options.originUrl ?? settings.originUrl,
-    [VARS.sessionTtlSeconds]: String(settings.sessionTtlSeconds),
-    [VARS.cacheTtlSeconds]: String(settings.cacheTtlSeconds),
-    [VARS.managedFlags]: managedFlags.join(","),
-    [VARS.bundleSha256]: manifest.sha256,
+  const vars = {
+    ...workerVars(settings, manifest.sha256),
+    ...(options.stack === undefined && { [VARS.environment]: "local" }),
+    ...(options.originUrl !== undefined && { [VARS.originUrl]: options.originUrl }),
   };
+  const managedFlags = Object.keys(settings.flags);
 
   const mf = new Miniflare({
     modules: true,
@@ -136,6 +109,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     throw error;
   }
 }
+
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 
 async function seedFlags(mf: Miniflare, flags: Record<string, Flag>): Promise<void> {
   const config = await mf.getKVNamespace("CONFIG");

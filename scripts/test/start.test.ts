@@ -86,6 +86,28 @@ describe("startLocalStack", () => {
   });
 });
 
+describe("startLocalStack with --stack", () => {
+  it("runs with the stack's vars and its flags declared as code, read-only through the API", async () => {
+    const prod = await startLocalStack({ stack: "prod", port: 0, ephemeral: true, adminToken: ADMIN_TOKEN });
+    try {
+      expect(await (await fetch(`${prod.url}/health`)).json()).toMatchObject({ environment: "prod" });
+      // Pulumi.prod.yaml declares dark-mode disabled and new-checkout at 10 %.
+      expect(await (await fetch(`${prod.url}/api/features/dark-mode`)).json()).toMatchObject({ enabled: false, reason: "DISABLED" });
+      const listed = await (await fetch(`${prod.url}/api/features`, { headers: admin })).json();
+      expect(JSON.stringify(listed)).toContain('"percentage":10');
+      const put = await fetch(`${prod.url}/api/features/dark-mode`, { method: "PUT", headers: admin, body: '{"enabled":true}' });
+      expect(put.status).toBe(409);
+      expect(await put.json()).toMatchObject({ code: "managed_by_config" });
+    } finally {
+      await prod.dispose();
+    }
+  });
+
+  it("refuses a stack that has no stack file", async () => {
+    await expect(startLocalStack({ stack: "nope", port: 0, ephemeral: true })).rejects.toThrow("no stack file Pulumi.nope.yaml");
+  });
+});
+
 describe("npm start settings", () => {
   it("takes flags over the environment, the environment over .dev.vars, .dev.vars over defaults", () => {
     const devVars = { PORT: "3000", HOST: "0.0.0.0", ADMIN_TOKEN: "from-file", ORIGIN_URL: "https://file.test" };
