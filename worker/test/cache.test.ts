@@ -1,6 +1,7 @@
-import { reset } from "cloudflare:test";
+import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { createApp } from "../src/app";
 import { CACHE_STALE_SECONDS, PRODUCT_ID_PATTERN, productKey } from "../src/contract";
 import { admin, appClient, countingKv, errorOf } from "./helpers";
 
@@ -157,6 +158,16 @@ describe("GET /api/products/:id", () => {
     expect(await Promise.all(responses.map((r) => r.json()))).toEqual(Array(10).fill({ id: "p1", name: "lamp" }));
     expect(urls).toHaveLength(1);
     expect(calls.filter((c) => c.startsWith("put"))).toHaveLength(1);
+  });
+
+  it("keeps the runtime working on a refresh other requests may share, even if its own client leaves", async () => {
+    stubOrigin(productJson("lamp"));
+    const ctx = createExecutionContext();
+    const waitUntil = vi.spyOn(ctx, "waitUntil");
+    const res = await createApp().fetch(new Request("http://worker.test/api/products/p1"), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.headers.get("X-Cache")).toBe("MISS");
+    expect(waitUntil).toHaveBeenCalledTimes(1);
   });
 
   it("still serves the origin's answer as a MISS when the cache write fails", async () => {

@@ -47,6 +47,7 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       if (!pending) {
         pending = refresh(store, originUrl, id, ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL)).finally(() => inFlight.delete(id));
         inFlight.set(id, pending);
+        keepAlive(c, pending);
       }
       const answer = await pending;
       if (answer.kind === "found") return product(c, answer.body, "MISS");
@@ -65,6 +66,18 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       const page = await cacheStore(c.env.CACHE, kvTimeoutMs).purgePage(prefix, cursor);
       return c.json(page.cursor ? { deleted: page.deleted, complete: false, cursor: page.cursor } : { deleted: page.deleted, complete: true });
     });
+}
+
+/**
+ * Other requests may be waiting on this refresh: it must finish even if the
+ * client that started it goes away, or they would wait on a cancelled fetch.
+ */
+function keepAlive(c: Context<AppEnv>, work: Promise<unknown>) {
+  try {
+    c.executionCtx.waitUntil(work);
+  } catch {
+    // No ExecutionContext: the app was called directly (tests, benches), nothing can cancel it.
+  }
 }
 
 const freshUntil = (entry: CachedProduct) => entry.fetchedAt + entry.ttlSeconds * 1000;
