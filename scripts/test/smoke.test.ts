@@ -161,6 +161,22 @@ describe("npm run smoke against a broken deployment", () => {
     }
   });
 
+  it("waits for a fresh deployment to serve the expected bundle before it fails health", async () => {
+    let healthChecks = 0;
+    const rollingOut = createServer((request, response) => {
+      if (request.url === "/health") healthChecks += 1;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status: "ok", environment: "prod", bundleSha256: healthChecks === 1 ? "old" : "new" }));
+    });
+    try {
+      const results = await runSmoke({ url: await listen(rollingOut), expectSha256: "new", rolloutTimeoutMs: 5_000 });
+      expect(results[0]).toMatchObject({ name: "health", status: "pass" });
+      expect(healthChecks).toBe(2);
+    } finally {
+      rollingOut.close();
+    }
+  }, 30_000);
+
   it("fails every check, one line each, when nothing listens", async () => {
     const closed = createServer();
     const deadUrl = await listen(closed);
