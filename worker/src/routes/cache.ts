@@ -94,8 +94,10 @@ async function fetchProduct(originUrl: string, id: string, timeoutMs: number): P
     status = res.status;
     body = await res.text();
   } catch (err) {
-    const timedOut = err instanceof Error && err.name === "TimeoutError";
-    return { kind: "failed", reason: timedOut ? `no answer within ${timeoutMs} ms` : `unreachable (${String(err)})` };
+    if (err instanceof Error && err.name === "TimeoutError") return { kind: "failed", reason: `no answer within ${timeoutMs} ms` };
+    // The detail may name internal hosts: it goes to the log, not to the client.
+    console.error(`origin fetch for product ${id} failed: ${String(err)}`);
+    return { kind: "failed", reason: "it is unreachable" };
   }
   if (status === 404) return { kind: "missing" };
   if (status < 200 || status > 299) return { kind: "failed", reason: `it answered ${status}` };
