@@ -162,8 +162,9 @@ export function cliOptions(
     strict: true,
   }));
   const setting = (flag: string | undefined, name: string) => firstSet(flag, env[name], devVars[name]);
-  const port = Number(setting(values.port, "PORT") ?? DEFAULT_PORT);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CliError(`invalid port ${JSON.stringify(setting(values.port, "PORT"))}`);
+  const rawPort = setting(values.port, "PORT");
+  const port = Number(rawPort ?? DEFAULT_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CliError(`invalid port ${JSON.stringify(rawPort)}`);
   return {
     port,
     host: setting(values.host, "HOST") ?? DEFAULT_HOST,
