@@ -49,6 +49,11 @@ describe("PUT /api/features/:name", () => {
     expect((await env.CONFIG.list()).keys).toEqual([]);
   });
 
+  it("calls a typo such as percentge an unknown field", async () => {
+    const error = await errorOf(await put("f", { enabled: true, percentge: 10 }));
+    expect(error.error).toBe("invalid request body: percentge: unknown field");
+  });
+
   it.each([["a JSON array", "[]"], ["malformed JSON", "{"], ["JSON null", "null"]])(
     "answers 400 invalid_request to %s",
     async (_, body) => {

@@ -93,12 +93,19 @@ describe("POST /sessions", () => {
     expect((await env.SESSIONS.list()).keys).toEqual([]);
   });
 
+  it.each([["a JSON array", "[]"], ["a JSON string", "\"alice\""], ["JSON null", "null"], ["a number", "7"]])(
+    "answers 400 invalid_request asking for a JSON object when the body is %s",
+    async (_, body) => {
+      const res = await call("/sessions", { method: "POST", headers: { ...admin, "Content-Type": "application/json" }, body });
+      const error = await errorOf(res);
+      expect(error).toMatchObject({ status: 400, code: "invalid_request" });
+      expect(error.error).toBe("request body must be a JSON object");
+    },
+  );
+
   it.each([
     ["malformed JSON", "{\"userId\": ", "application/json"],
     ["an empty body", "", "application/json"],
-    ["a JSON array", "[]", "application/json"],
-    ["a JSON string", "\"alice\"", "application/json"],
-    ["JSON null", "null", "application/json"],
     ["a form body", "userId=u&email=u%40example.com", "application/x-www-form-urlencoded"],
   ])("answers 400 invalid_request to %s", async (_, body, contentType) => {
     const headers: Record<string, string> = { ...admin, ...(contentType ? { "Content-Type": contentType } : {}) };

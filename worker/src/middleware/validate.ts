@@ -12,7 +12,7 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
  * Validates one part of the request with a valibot schema, so the handler
  * reads typed input with `c.req.valid(target)`. Anything invalid, including a
  * JSON body sent without a JSON Content-Type (Hono would see it as `{}`),
- * is a 400 `invalid_request` naming the field.
+ * is a 400 `invalid_request` naming the field; a body must be a JSON object.
  */
 export function validate<T extends Target, S extends v.GenericSchema>(
   target: T,
@@ -22,10 +22,17 @@ export function validate<T extends Target, S extends v.GenericSchema>(
     if (target === "json" && !JSON_MEDIA_TYPE.test(c.req.header("Content-Type") ?? "")) {
       throw new ApiError(400, "invalid_request", "request body must be JSON sent with Content-Type: application/json");
     }
+    // Valibot's object schemas also accept arrays.
+    if (target === "json" && (typeof value !== "object" || value === null || Array.isArray(value))) {
+      throw new ApiError(400, "invalid_request", "request body must be a JSON object");
+    }
     const parsed = v.safeParse(schema, value);
-    if (!parsed.success) throw new ApiError(400, "invalid_request", `invalid ${WHAT[target]}: ${describeIssues(parsed.issues)}`);
+    if (!parsed.success) throw new ApiError(400, "invalid_request", `invalid ${WHAT[target]}: ${describeIssues(parsed.issues.map(readable))}`);
     return parsed.output;
   }) as MiddlewareHandler;
 }
+
+/** A strict object reports a field it does not know as "Expected never"; say what that means. */
+const readable = (issue: v.BaseIssue<unknown>) => (issue.expected === "never" ? { ...issue, message: "unknown field" } : issue);
 
 export const jsonBody = <S extends v.GenericSchema>(schema: S) => validate("json", schema);
