@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { KV_BINDINGS } from "./worker/src/contract.ts";
+import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS } from "./worker/src/contract.ts";
 
 /**
  * Two projects: `worker` runs inside workerd against real local KV;
@@ -14,8 +14,8 @@ export default defineConfig({
           cloudflareTest({
             main: "./worker/src/index.ts",
             miniflare: {
-              compatibilityDate: "2026-11-01",
-              compatibilityFlags: ["nodejs_compat"],
+              compatibilityDate: COMPATIBILITY_DATE,
+              compatibilityFlags: [...COMPATIBILITY_FLAGS],
               kvNamespaces: [...KV_BINDINGS],
               bindings: { ADMIN_TOKEN: "test-admin-token", ENVIRONMENT: "test", ORIGIN_URL: "https://origin.test" },
             },
@@ -25,7 +25,12 @@ export default defineConfig({
         test: { name: "worker", include: ["worker/test/**/*.test.ts"] },
       },
       {
-        test: { name: "node", include: ["infra/test/**/*.test.ts", "scripts/test/**/*.test.ts"], environment: "node" },
+        test: {
+          name: "node",
+          include: ["infra/test/**/*.test.ts", "scripts/test/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["scripts/test/global-setup.ts"],
+        },
       },
     ],
   },
