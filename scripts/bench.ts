@@ -1,0 +1,388 @@
+/**
+ * Benchmarks the Worker against reference Workers in the same workerd:
+ * throughput and latency from the production bundle, KV operations per
+ * request from the counting entry (bench/entry.ts). Prints a table, writes
+ * bench/results.json and BENCHMARKS.md. Figures, not assertions: the targets
+ * are reported as met or missed.
+ *
+ *   npm run bench [-- --quick] [--results <path>] [--report <path>]
+ */
+import { writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import autocannon, { type RequestStep } from "autocannon";
+import { KEY_PREFIX, productKey, sessionKey } from "../worker/src/contract";
+import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
+import { machineInfo, renderMarkdown, renderTable, REPORT_PATH, RESULTS_PATH, type BenchResults, type ScenarioResult, type Target } from "./lib/bench-report";
+import { startBenchStack, type BenchStack, type KvOps, type WorkerName } from "./lib/bench-stack";
+
+export interface BenchOptions {
+  quick?: boolean;
+  resultsPath?: string;
+  reportPath?: string;
+  log?: (line: string) => void;
+}
+
+interface Settings {
+  connections: number;
+  secondsPerRun: number;
+  rounds: number;
+  warmupSeconds: number;
+  /** Requests sent to the counting worker per scenario to measure KV operations. */
+  countedRequests: number;
+  purgeKeys: number;
+}
+
+const FULL: Settings = { connections: 10, secondsPerRun: 5, rounds: 3, warmupSeconds: 1, countedRequests: 500, purgeKeys: 5000 };
+/** Under a minute: checks that everything runs; its figures are indicative only. Seeding 5000 keys twice alone takes ~20 s. */
+const QUICK: Settings = { connections: 10, secondsPerRun: 1, rounds: 1, warmupSeconds: 0.5, countedRequests: 100, purgeKeys: 1000 };
+
+const FLAG_COUNT = 100;
+const HOT_FLAG = "bench-flag-000";
+const flagName = (i: number) => `bench-flag-${String(i).padStart(3, "0")}`;
+
+interface Scenario {
+  name: string;
+  description: string;
+  reference: "fixed-200" | "one-get";
+  /** Request against the reference worker. */
+  referenceStep: RequestStep;
+  /** Request against the app (production and counting workers). */
+  step: RequestStep;
+  targets: Target[];
+  /** What the endpoint does beyond its reference: quoted when a ratio target is missed. */
+  beyondReference: string;
+}
+
+const json = (body: unknown): Pick<RequestStep, "body" | "headers"> => ({
+  body: JSON.stringify(body),
+  headers: { "content-type": "application/json" },
+});
+
+function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenario[] {
+  const admin = { authorization: `Bearer ${fixtures.adminToken}` };
+  let misses = 0;
+  const ratioAtLeast = (min: number, reference: string): Target => ({
+    label: `≥ ${min}× ${reference}`,
+    check: (r) => ({ met: (r.ratio ?? 0) >= min, detail: `${(r.ratio ?? 0).toFixed(2)}×` }),
+  });
+  const kvOpsEqual = (expected: number, label: string): Target => ({
+    label,
+    check: (r) => ({ met: totalOps(r.kvOpsPerRequest) === expected, detail: `${round(totalOps(r.kvOpsPerRequest))} KV ops/request` }),
+  });
+  return [
+    {
+      name: "session-read",
+      description: "GET /sessions/:id of an existing session",
+      reference: "one-get",
+      referenceStep: { path: `/SESSIONS/${encodeURIComponent(sessionKey(fixtures.sessionId))}` },
+      step: { path: `/sessions/${fixtures.sessionId}` },
+      targets: [ratioAtLeast(0.9, "one-get")],
+      beyondReference: "decodes and validates the stored session, checks its expiry and re-serialises it",
+    },
+    {
+      name: "session-create",
+      description: "POST /sessions (admin), one new session per request",
+      reference: "one-get",
+      referenceStep: { path: `/SESSIONS/${encodeURIComponent(sessionKey(fixtures.sessionId))}` },
+      step: { method: "POST", path: "/sessions", ...json({ userId: "u-bench", email: "bench@example.com", roles: ["reader"] }), headers: { ...admin, "content-type": "application/json" } },
+      targets: [],
+      beyondReference: "checks the admin token, validates the body, generates an id and writes to KV",
+    },
+    {
+      name: "flag-eval",
+      description: `GET /api/features/${HOT_FLAG}?userId=… (hot flag, 25% rollout)`,
+      reference: "fixed-200",
+      referenceStep: { path: "/" },
+      step: { path: `/api/features/${HOT_FLAG}?userId=u-4242` },
+      targets: [
+        ratioAtLeast(0.8, "fixed-200"),
+        { label: "no KV read on the hot path", check: (r) => ({ met: r.kvOpsPerRequest.read === 0, detail: `${round(r.kvOpsPerRequest.read)} reads/request` }) },
+      ],
+      beyondReference: "routes the request, validates the name and hashes <flag>:<userId> with SHA-256 for the rollout bucket",
+    },
+    {
+      name: "flag-list",
+      description: `GET /api/features (admin) with ${FLAG_COUNT} flags`,
+      reference: "one-get",
+      referenceStep: { path: `/CONFIG/${encodeURIComponent(`${KEY_PREFIX.flag}${HOT_FLAG}`)}` },
+      step: { path: "/api/features", headers: admin },
+      targets: [kvOpsEqual(1, `1 KV operation for ${FLAG_COUNT} flags`)],
+      beyondReference: `lists ${FLAG_COUNT} keys with metadata and serialises ${FLAG_COUNT} flags`,
+    },
+    {
+      name: "cache-hit",
+      description: "GET /api/products/:id, fresh copy in KV",
+      reference: "one-get",
+      referenceStep: { path: `/CACHE/${encodeURIComponent(productKey("bench-hit"))}` },
+      step: { path: "/api/products/bench-hit" },
+      targets: [ratioAtLeast(0.9, "one-get")],
+      beyondReference: "reads the value with its metadata and checks freshness",
+    },
+    {
+      name: "cache-miss",
+      description: "GET /api/products/:id, new id each request, local origin stub",
+      reference: "one-get",
+      referenceStep: { path: `/CACHE/${encodeURIComponent(productKey("bench-hit"))}` },
+      step: { path: "/api/products/miss", setupRequest: (request) => ({ ...request, path: `/api/products/miss-${++misses}` }) },
+      targets: [],
+      beyondReference: "fetches the origin and writes the copy to KV",
+    },
+  ];
+}
+
+export async function runBench(options: BenchOptions = {}): Promise<BenchResults> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const settings = options.quick ? QUICK : FULL;
+  const started = Date.now();
+  const machine = machineInfo();
+  const stack = await startBenchStack(log);
+  try {
+    log("seeding: 1 session, 100 flags, 1 cached product…");
+    const fixtures = await seed(stack);
+    const list = scenarios({ ...fixtures, adminToken: stack.adminToken });
+
+    log(`counting KV operations (${settings.countedRequests} requests per scenario on the counting worker)…`);
+    const counted = new Map<string, { kvOps: KvOps; originPerRequest: number }>();
+    for (const scenario of list) counted.set(scenario.name, await countKvOps(stack, scenario.step, settings));
+
+    log(
+      `driving ${list.length} scenarios: ${settings.rounds} round(s) × ${settings.secondsPerRun}s per worker, ` +
+        `${settings.connections} connections, reference and app interleaved…`,
+    );
+    const runs = new Map(list.map((s) => [s.name, { app: [] as Run[], reference: [] as Run[] }]));
+    for (let roundIndex = 0; roundIndex < settings.rounds; roundIndex++) {
+      for (const scenario of list) {
+        const url = (worker: WorkerName) => stack.urls[worker];
+        if (roundIndex === 0) {
+          await drive(url(scenario.reference), scenario.referenceStep, settings.warmupSeconds, settings.connections);
+          await drive(url("production"), scenario.step, settings.warmupSeconds, settings.connections);
+        }
+        const pair = runs.get(scenario.name)!;
+        // Alternate the order each round so that drift in machine load favours neither side.
+        const referenceFirst = roundIndex % 2 === 0;
+        if (referenceFirst) pair.reference.push(await drive(url(scenario.reference), scenario.referenceStep, settings.secondsPerRun, settings.connections));
+        pair.app.push(await drive(url("production"), scenario.step, settings.secondsPerRun, settings.connections));
+        if (!referenceFirst) pair.reference.push(await drive(url(scenario.reference), scenario.referenceStep, settings.secondsPerRun, settings.connections));
+        log(`  round ${roundIndex + 1} ${scenario.name}: ${summarise(pair.app.at(-1)!)} (${scenario.reference}: ${summarise(pair.reference.at(-1)!)})`);
+      }
+    }
+
+    const results: ScenarioResult[] = list.map((scenario) => {
+      const pair = runs.get(scenario.name)!;
+      const app = combine(pair.app);
+      const reference = combine(pair.reference);
+      const { kvOps, originPerRequest } = counted.get(scenario.name)!;
+      return evaluate(
+        {
+          name: scenario.name,
+          description: scenario.description,
+          reference: scenario.reference,
+          requestsPerSecond: app.requestsPerSecond,
+          p50Ms: app.p50Ms,
+          p99Ms: app.p99Ms,
+          errors: app.errors,
+          referenceRequestsPerSecond: reference.requestsPerSecond,
+          ratio: app.requestsPerSecond / reference.requestsPerSecond,
+          kvOpsPerRequest: kvOps,
+          originFetchesPerRequest: originPerRequest,
+          beyondReference: scenario.beyondReference,
+          targets: [],
+        },
+        scenario.targets,
+      );
+    });
+
+    log(`purging ${settings.purgeKeys} keys through DELETE /api/cache (production, then counting worker)…`);
+    results.push(await benchPurge(stack, settings.purgeKeys));
+
+    const output: BenchResults = {
+      generatedAt: new Date().toISOString(),
+      mode: options.quick ? "quick" : "full",
+      machine: { ...machine, loadAverageAfter: machineInfo().loadAverageBefore },
+      settings: {
+        connections: settings.connections,
+        secondsPerRun: settings.secondsPerRun,
+        rounds: settings.rounds,
+        countedRequests: settings.countedRequests,
+      },
+      bundle: { sha256: stack.manifest.sha256, bytes: stack.manifest.bytes, gzipBytes: stack.manifest.gzipBytes },
+      scenarios: results,
+      durationSeconds: (Date.now() - started) / 1000,
+    };
+    log("");
+    log(renderTable(output));
+    const resultsPath = options.resultsPath ?? RESULTS_PATH;
+    const reportPath = options.reportPath ?? REPORT_PATH;
+    await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
+    await writeFile(reportPath, renderMarkdown(output));
+    const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.name}: ${t.label} (${t.detail})`));
+    log("");
+    log(missed.length === 0 ? "all targets met" : `targets missed:\n  ${missed.join("\n  ")}`);
+    log(`wrote ${resultsPath} and ${reportPath} in ${output.durationSeconds.toFixed(0)}s`);
+    return output;
+  } finally {
+    await stack.dispose();
+  }
+}
+
+async function seed(stack: BenchStack): Promise<{ sessionId: string }> {
+  const base = stack.urls.production;
+  const admin = { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" };
+  const created = await call(`${base}/sessions`, { method: "POST", headers: admin, body: JSON.stringify({ userId: "u-bench", email: "bench@example.com" }) });
+  const { sessionId } = (await created.json()) as { sessionId: string };
+  for (let i = 0; i < FLAG_COUNT; i++) {
+    const flag = i === 0 ? { enabled: true, percentage: 25 } : { enabled: i % 2 === 0, allowedUsers: [`u-${i}`], metadata: { owner: "bench" } };
+    await call(`${base}/api/features/${flagName(i)}`, { method: "PUT", headers: admin, body: JSON.stringify(flag) });
+  }
+  await call(`${base}/api/products/bench-hit`);
+  const hit = await call(`${base}/api/products/bench-hit`);
+  if (hit.headers.get("x-cache") !== "HIT") throw new Error(`seeding: expected X-Cache: HIT, got ${hit.headers.get("x-cache")}`);
+  return { sessionId };
+}
+
+async function call(url: string, init?: RequestInit): Promise<Response> {
+  const response = await fetch(url, init);
+  if (!response.ok) throw new Error(`seeding: ${init?.method ?? "GET"} ${url} answered ${response.status}: ${await response.text()}`);
+  return response;
+}
+
+interface Run {
+  requests: number;
+  seconds: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+async function drive(url: string, step: RequestStep, seconds: number, connections: number): Promise<Run> {
+  const result = await autocannon({ url, connections, duration: seconds, timeout: 10, requests: [step] });
+  return {
+    requests: result.requests.total,
+    seconds: result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx + result.mismatches,
+  };
+}
+
+/** Rounds have equal length: throughput is total over total; p50 the median round's, p99 the worst round's. */
+function combine(runs: Run[]) {
+  const requests = runs.reduce((sum, r) => sum + r.requests, 0);
+  const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
+  const p50s = runs.map((r) => r.p50Ms).sort((a, b) => a - b);
+  return {
+    requestsPerSecond: requests / seconds,
+    p50Ms: p50s[Math.floor(p50s.length / 2)]!,
+    p99Ms: Math.max(...runs.map((r) => r.p99Ms)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+  };
+}
+
+const summarise = (run: Run) => `${Math.round(run.requests / run.seconds)} req/s${run.errors ? `, ${run.errors} errors` : ""}`;
+
+/** Steady-state KV operations per request: warm the isolate first, then count a fixed number of requests. */
+async function countKvOps(stack: BenchStack, step: RequestStep, settings: Settings) {
+  await send(stack.urls.counting, step, 20);
+  await stack.resetKvOps();
+  const originBefore = stack.originHits();
+  await send(stack.urls.counting, step, settings.countedRequests);
+  const { requests, ops } = await stack.kvOps();
+  const perRequest = (n: number) => n / requests;
+  return {
+    kvOps: { read: perRequest(ops.read), write: perRequest(ops.write), delete: perRequest(ops.delete), list: perRequest(ops.list) },
+    originPerRequest: perRequest(stack.originHits() - originBefore),
+  };
+}
+
+/** Sends `count` requests, 5 at a time; any non-2xx answer aborts the bench (the counts would be wrong). */
+async function send(base: string, step: RequestStep, count: number) {
+  let sent = 0;
+  const worker = async () => {
+    while (sent++ < count) {
+      const request = step.setupRequest?.({ ...step }, {}) ?? step;
+      const response = await fetch(`${base}${request.path}`, { method: request.method ?? "GET", headers: request.headers ?? {}, body: request.body ?? null });
+      await response.arrayBuffer();
+      if (!response.ok) throw new Error(`counting worker answered ${response.status} to ${request.method ?? "GET"} ${request.path}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 5 }, worker));
+}
+
+async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResult> {
+  const run = async (worker: "production" | "counting") => {
+    const prefix = productKey(`purge-${worker}-`);
+    await stack.seed("CACHE", prefix, keys);
+    const latencies: number[] = [];
+    let deleted = 0;
+    let errors = 0;
+    let cursor: string | undefined;
+    const started = performance.now();
+    for (;;) {
+      const query = new URLSearchParams({ prefix, ...(cursor ? { cursor } : {}) });
+      const t0 = performance.now();
+      const response = await fetch(`${stack.urls[worker]}/api/cache?${query}`, { method: "DELETE", headers: { authorization: `Bearer ${stack.adminToken}` } });
+      latencies.push(performance.now() - t0);
+      if (!response.ok) {
+        errors += 1;
+        break;
+      }
+      const page = (await response.json()) as { deleted: number; complete: boolean; cursor?: string };
+      deleted += page.deleted;
+      if (page.complete) break;
+      cursor = page.cursor;
+    }
+    // A purge that reports done but left keys behind is a failure too.
+    if (deleted !== keys) errors += 1;
+    return { latencies, seconds: (performance.now() - started) / 1000, errors, deleted };
+  };
+
+  const timed = await run("production");
+  await stack.resetKvOps();
+  const counted = await run("counting");
+  const { requests, ops } = await stack.kvOps();
+  const sorted = [...timed.latencies].sort((a, b) => a - b);
+  const percentile = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  const perRequest = (n: number) => n / requests;
+  return evaluate(
+    {
+      name: `purge-${keys}`,
+      description: `DELETE /api/cache?prefix=… until complete: ${keys} keys in ${timed.latencies.length} calls, ${timed.seconds.toFixed(2)}s (${Math.round(timed.deleted / timed.seconds)} keys/s)`,
+      reference: null,
+      requestsPerSecond: timed.latencies.length / timed.seconds,
+      p50Ms: percentile(50),
+      p99Ms: percentile(99),
+      errors: timed.errors + counted.errors,
+      referenceRequestsPerSecond: null,
+      ratio: null,
+      kvOpsPerRequest: { read: perRequest(ops.read), write: perRequest(ops.write), delete: perRequest(ops.delete), list: perRequest(ops.list) },
+      originFetchesPerRequest: 0,
+      beyondReference: "",
+      targets: [],
+    },
+    [
+      {
+        label: "≤ 1000 KV operations per call",
+        check: (r) => ({ met: totalOps(r.kvOpsPerRequest) <= 1000, detail: `${round(totalOps(r.kvOpsPerRequest))} per call` }),
+      },
+    ],
+  );
+}
+
+/** Every scenario also has the "0 errors" target. */
+function evaluate(result: ScenarioResult, targets: Target[]): ScenarioResult {
+  const all: Target[] = [...targets, { label: "0 errors", check: (r) => ({ met: r.errors === 0, detail: `${r.errors} errors` }) }];
+  return { ...result, targets: all.map((t) => ({ label: t.label, ...t.check(result) })) };
+}
+
+const totalOps = (ops: KvOps) => ops.read + ops.write + ops.delete + ops.list;
+const round = (n: number) => Math.round(n * 100) / 100;
+
+if (isMain(import.meta.url)) {
+  runCommand("bench", async () => {
+    const { values } = parseFlags(() =>
+      parseArgs({ options: { quick: { type: "boolean", default: false }, results: { type: "string" }, report: { type: "string" } } }),
+    );
+    const output = await runBench({ quick: values.quick, resultsPath: values.results, reportPath: values.report });
+    if (output.scenarios.some((s) => s.errors > 0)) throw new CliError("some requests failed; see the errors column");
+  });
+}

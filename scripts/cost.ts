@@ -1,0 +1,118 @@
+/**
+ * Turns the KV operations per request measured by `npm run bench` into a
+ * monthly KV bill, per scenario and for a mix of scenarios.
+ *
+ *   npm run cost -- --requests-per-month 10000000 [--mix flag-eval=0.6,session-read=0.3,cache-hit=0.1] [--results bench/results.json]
+ */
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
+import { type BenchResults, RESULTS_PATH } from "./lib/bench-report";
+import type { KvOps, OpKind } from "./lib/bench-stack";
+
+/** Workers KV on the Workers Paid plan, from https://developers.cloudflare.com/kv/platform/pricing/ (checked 2026-11-25). */
+export const KV_PRICING = {
+  usdPerMillion: { read: 0.5, write: 5, delete: 5, list: 5 },
+  includedPerMonth: { read: 10_000_000, write: 1_000_000, delete: 1_000_000, list: 1_000_000 },
+} as const satisfies Record<string, KvOps>;
+
+/** A plausible read-heavy product: flags on every page, sessions on most, the cache on product pages. */
+export const DEFAULT_MIX: Record<string, number> = { "flag-eval": 0.6, "session-read": 0.2, "cache-hit": 0.15, "cache-miss": 0.03, "session-create": 0.02 };
+
+const KINDS: OpKind[] = ["read", "write", "delete", "list"];
+
+export interface Cost {
+  /** Operations per month, by kind. */
+  ops: KvOps;
+  /** At list price, before the plan's included operations. */
+  usd: number;
+  /** After the plan's monthly included operations. */
+  usdAfterIncluded: number;
+}
+
+/** The KV bill for `requests` requests a month, each making `opsPerRequest` operations. */
+export function monthlyCost(opsPerRequest: KvOps, requests: number): Cost {
+  const ops = Object.fromEntries(KINDS.map((kind) => [kind, opsPerRequest[kind] * requests])) as KvOps;
+  const price = (count: (kind: OpKind) => number) => KINDS.reduce((sum, kind) => sum + (count(kind) / 1e6) * KV_PRICING.usdPerMillion[kind], 0);
+  return {
+    ops,
+    usd: price((kind) => ops[kind]),
+    usdAfterIncluded: price((kind) => Math.max(0, ops[kind] - KV_PRICING.includedPerMonth[kind])),
+  };
+}
+
+/** Operations per request of a weighted mix of scenarios. */
+export function mixOps(results: BenchResults, mix: Record<string, number>): KvOps {
+  const ops: KvOps = { read: 0, write: 0, delete: 0, list: 0 };
+  for (const [name, share] of Object.entries(mix)) {
+    const scenario = results.scenarios.find((s) => s.name === name);
+    if (!scenario) throw new CliError(`--mix names "${name}", which the results do not have (${results.scenarios.map((s) => s.name).join(", ")})`);
+    for (const kind of KINDS) ops[kind] += share * scenario.kvOpsPerRequest[kind];
+  }
+  return ops;
+}
+
+/** Parses `name=share,...`; the shares must add up to 1. */
+export function parseMix(text: string): Record<string, number> {
+  const mix: Record<string, number> = {};
+  for (const part of text.split(",").filter(Boolean)) {
+    const [name, share, ...rest] = part.split("=").map((s) => s.trim());
+    const value = Number(share);
+    if (!name || share === undefined || rest.length > 0 || !Number.isFinite(value) || value < 0) {
+      throw new CliError(`--mix: "${part}" is not name=share (a share is a number between 0 and 1)`);
+    }
+    mix[name] = value;
+  }
+  const total = Object.values(mix).reduce((sum, share) => sum + share, 0);
+  if (Math.abs(total - 1) > 0.001) throw new CliError(`--mix: the shares add up to ${round(total)}, not 1`);
+  return mix;
+}
+
+export async function readResults(path = RESULTS_PATH): Promise<BenchResults> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as BenchResults;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new CliError(`no benchmark results at ${path}; run npm run bench first`);
+    throw new CliError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** The report `npm run cost` prints. */
+export function renderCost(results: BenchResults, requests: number, mix: Record<string, number>): string {
+  const head = ["scenario", "reads/month", "writes/month", "deletes/month", "lists/month", "USD/month", "after included"];
+  const row = (name: string, cost: Cost) => [name, ...KINDS.map((kind) => count(cost.ops[kind])), usd(cost.usd), usd(cost.usdAfterIncluded)];
+  const rows = results.scenarios.map((s) => row(s.name, monthlyCost(s.kvOpsPerRequest, requests)));
+  const mixName = `mix (${Object.entries(mix).map(([name, share]) => `${name} ${round(share * 100)}%`).join(", ")})`;
+  rows.push(row("mix", monthlyCost(mixOps(results, mix), requests)));
+  const table = [head, ...rows];
+  const widths = head.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+  const p = KV_PRICING.usdPerMillion;
+  return [
+    `KV cost for ${count(requests)} requests a month, every request of one scenario, then the ${mixName}.`,
+    `Prices per million: reads ${usd(p.read)}, writes ${usd(p.write)}, deletes ${usd(p.delete)}, lists ${usd(p.list)} (Workers Paid; "after included" subtracts the plan's`,
+    `monthly 10M reads and 1M each of writes, deletes and lists). KV operations per request measured by npm run bench on ${results.generatedAt.slice(0, 10)}.`,
+    "",
+    ...table.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")),
+    "",
+    `Purge rows are per DELETE /api/cache call (up to 999 keys each), not per product request.`,
+  ].join("\n");
+}
+
+const round = (n: number) => Math.round(n * 1000) / 1000;
+const usd = (n: number) => `$${n.toFixed(2)}`;
+const count = (n: number) => (n >= 1e6 ? `${round(n / 1e6)}M` : n >= 1e3 ? `${round(n / 1e3)}k` : String(round(n)));
+
+if (isMain(import.meta.url)) {
+  runCommand("cost", async () => {
+    const { values } = parseFlags(() =>
+      parseArgs({ options: { "requests-per-month": { type: "string" }, mix: { type: "string" }, results: { type: "string" } } }),
+    );
+    const requests = Number(values["requests-per-month"]);
+    if (!values["requests-per-month"] || !Number.isFinite(requests) || requests < 0) {
+      throw new CliError("give --requests-per-month <number>, e.g. --requests-per-month 10000000");
+    }
+    const mix = values.mix ? parseMix(values.mix) : DEFAULT_MIX;
+    const results = await readResults(values.results);
+    console.log(renderCost(results, requests, mix));
+  });
+}

@@ -1,0 +1,128 @@
+/**
+ * The workers the benchmark drives, all in ONE Miniflare/workerd instance so
+ * they share the runtime, the machine's noise and the same local KV data:
+ *
+ * - `production`: dist's bundle, unwrapped — throughput figures come from it;
+ * - `counting`:   the same app behind bench/entry.ts, which counts KV operations;
+ * - `fixed-200`:  the runtime's ceiling;
+ * - `one-get`:    the ceiling for a KV-bound endpoint (exactly one KV get).
+ *
+ * Each worker listens on its own loopback port (a direct socket, bypassing
+ * Miniflare's routing worker), and a node:http origin stub answers cache misses.
+ */
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { Miniflare } from "miniflare";
+import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS, type KvBinding } from "../../worker/src/contract";
+import { build, ROOT, type Manifest } from "../build";
+
+export const BENCH_OUT = join(ROOT, "bench/.out");
+export const WORKER_NAMES = ["production", "counting", "fixed-200", "one-get"] as const;
+export type WorkerName = (typeof WORKER_NAMES)[number];
+export type OpKind = "read" | "write" | "delete" | "list";
+export type KvOps = Record<OpKind, number>;
+
+const FIXED_200 = `export default {
+  fetch: () => new Response('{"ok":true}', { headers: { "content-type": "application/json" } }),
+};`;
+
+/** GET /<BINDING>/<key>: one KV get, the raw value back as JSON. */
+const ONE_GET = `export default {
+  async fetch(request, env) {
+    const [, binding, key] = new URL(request.url).pathname.split("/");
+    const value = await env[binding].get(decodeURIComponent(key));
+    return value === null ? new Response("missing", { status: 404 }) : new Response(value, { headers: { "content-type": "application/json" } });
+  },
+};`;
+
+export interface BenchStack {
+  urls: Record<WorkerName, string>;
+  adminToken: string;
+  manifest: Manifest;
+  /** Origin requests served so far (cache misses reaching the stub). */
+  originHits(): number;
+  kvOps(): Promise<{ requests: number; ops: KvOps }>;
+  resetKvOps(): Promise<void>;
+  /** Writes `count` keys `${prefix}${from..}` from inside workerd, not counted. */
+  seed(binding: KvBinding, prefix: string, count: number): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export async function startBenchStack(log: (line: string) => void): Promise<BenchStack> {
+  log("building the production bundle and the counting entry…");
+  const manifest = await build({ outfile: join(BENCH_OUT, "worker.js"), log });
+  await build({ entry: join(ROOT, "bench/entry.ts"), outfile: join(BENCH_OUT, "counting.js"), log });
+
+  let originHits = 0;
+  const origin = createServer((request, response) => {
+    originHits += 1;
+    const id = decodeURIComponent(request.url?.split("/").pop() ?? "");
+    response.setHeader("content-type", "application/json");
+    response.end(JSON.stringify({ id, name: `Product ${id}`, priceCents: 1999, tags: ["bench"] }));
+  });
+  origin.listen(0, "127.0.0.1");
+  await once(origin, "listening");
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+
+  const adminToken = "bench-admin-token";
+  const shared = {
+    modules: true,
+    compatibilityDate: COMPATIBILITY_DATE,
+    compatibilityFlags: [...COMPATIBILITY_FLAGS],
+    // Same namespace ids in every worker: they all see the same (in-memory) KV data.
+    kvNamespaces: Object.fromEntries(KV_BINDINGS.map((binding) => [binding, `bench-${binding.toLowerCase()}`])),
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+  };
+  const bindings = { ADMIN_TOKEN: adminToken, ENVIRONMENT: "bench", ORIGIN_URL: originUrl, BUNDLE_SHA256: manifest.sha256 };
+  const mf = new Miniflare({
+    workers: [
+      { name: "production", scriptPath: join(BENCH_OUT, "worker.js"), bindings, ...shared },
+      { name: "counting", scriptPath: join(BENCH_OUT, "counting.js"), bindings, ...shared },
+      { name: "fixed-200", script: FIXED_200, ...shared },
+      { name: "one-get", script: ONE_GET, ...shared },
+    ],
+  });
+  try {
+    await mf.ready;
+  } catch (error) {
+    origin.close();
+    throw error;
+  }
+  const urls = Object.fromEntries(
+    await Promise.all(WORKER_NAMES.map(async (name) => [name, (await mf.unsafeGetDirectURL(name)).origin])),
+  ) as Record<WorkerName, string>;
+  log(`workerd ready: ${WORKER_NAMES.map((name) => `${name} ${urls[name]}`).join(", ")}; origin stub ${originUrl}`);
+
+  const benchRoute = (path: string, init?: RequestInit) => fetch(`${urls.counting}/__bench/${path}`, init).then(ok);
+  return {
+    urls,
+    adminToken,
+    manifest,
+    originHits: () => originHits,
+    kvOps: async () => (await (await benchRoute("kv-ops")).json()) as { requests: number; ops: KvOps },
+    resetKvOps: async () => void (await benchRoute("kv-ops", { method: "DELETE" })),
+    async seed(binding, prefix, count) {
+      // Chunks stay under the 1000 KV operations one invocation may make.
+      for (let from = 0; from < count; from += 500) {
+        const params = new URLSearchParams({ binding, prefix, from: String(from), count: String(Math.min(500, count - from)) });
+        await benchRoute(`seed?${params}`, { method: "POST" });
+      }
+    },
+    async dispose() {
+      await mf.dispose();
+      await new Promise<void>((resolve) => closeServer(origin, resolve));
+    },
+  };
+}
+
+async function ok(response: Response): Promise<Response> {
+  if (!response.ok) throw new Error(`${response.url}: HTTP ${response.status} ${await response.text()}`);
+  return response;
+}
+
+function closeServer(server: Server, done: () => void) {
+  server.closeAllConnections();
+  server.close(() => done());
+}

@@ -1,0 +1,42 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "../build";
+import type { BenchResults } from "../lib/bench-report";
+
+// Only checks that the benchmark runs end to end and reports; its figures are not asserted.
+describe("npm run bench -- --quick", () => {
+  let dir: string;
+  let stdout: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "bench-"));
+    const args = ["scripts/bench.ts", "--quick", "--results", join(dir, "results.json"), "--report", join(dir, "BENCHMARKS.md")];
+    ({ stdout } = await promisify(execFile)(join(ROOT, "node_modules/.bin/tsx"), args, { cwd: ROOT, timeout: 150_000 }));
+  }, 160_000);
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const SCENARIOS = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge-1000"];
+
+  it("prints the table with every scenario", () => {
+    expect(stdout).toMatch(/^scenario\s+req\/s\s+p50 ms\s+p99 ms\s+errors\s+reference req\/s\s+ratio\s+KV r\/w\/d\/l per req\s+targets$/m);
+    for (const name of SCENARIOS) expect(stdout).toMatch(new RegExp(`^${name}\\s+\\d+`, "m"));
+    expect(stdout).toMatch(/wrote .*results\.json and .*BENCHMARKS\.md/);
+  });
+
+  it("writes the results, with KV operations per request, and the Markdown report", async () => {
+    const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8")) as BenchResults;
+    expect(results.mode).toBe("quick");
+    expect(results.scenarios.map((s) => s.name)).toEqual(SCENARIOS);
+    for (const s of results.scenarios) {
+      expect(s.requestsPerSecond).toBeGreaterThan(0);
+      expect(Object.keys(s.kvOpsPerRequest).sort()).toEqual(["delete", "list", "read", "write"]);
+    }
+    const report = await readFile(join(dir, "BENCHMARKS.md"), "utf8");
+    expect(report).toMatch(/^# Benchmarks/);
+    expect(report).toContain(results.machine.cpu);
+    expect(report).toContain("| flag-eval |");
+  });
+});

@@ -1,0 +1,90 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "../build";
+import { KV_PRICING, mixOps, monthlyCost, parseMix } from "../cost";
+import type { BenchResults, ScenarioResult } from "../lib/bench-report";
+
+const scenario = (name: string, kvOpsPerRequest: ScenarioResult["kvOpsPerRequest"]) => ({ name, kvOpsPerRequest }) as ScenarioResult;
+const RESULTS = {
+  generatedAt: "2026-11-25T00:00:00.000Z",
+  scenarios: [
+    scenario("session-read", { read: 1, write: 0, delete: 0, list: 0 }),
+    scenario("session-create", { read: 0, write: 1, delete: 0, list: 0 }),
+    scenario("flag-eval", { read: 0, write: 0, delete: 0, list: 0 }),
+    scenario("flag-list", { read: 0, write: 0, delete: 0, list: 1 }),
+  ],
+} as BenchResults;
+
+describe("monthlyCost", () => {
+  it("prices a million reads at $0.50 and a million writes, deletes or lists at $5 each", () => {
+    expect(monthlyCost({ read: 1, write: 0, delete: 0, list: 0 }, 1e6).usd).toBeCloseTo(0.5);
+    expect(monthlyCost({ read: 0, write: 1, delete: 1, list: 1 }, 1e6).usd).toBeCloseTo(15);
+    expect(monthlyCost({ read: 2, write: 0.5, delete: 0, list: 0 }, 1e6).ops).toEqual({ read: 2e6, write: 5e5, delete: 0, list: 0 });
+  });
+
+  it("subtracts the plan's monthly included operations, never below zero", () => {
+    const cost = monthlyCost({ read: 1, write: 1, delete: 0, list: 0 }, 12e6);
+    expect(cost.usd).toBeCloseTo(12 * 0.5 + 12 * 5);
+    // 2M reads over the 10M included, 11M writes over the 1M included.
+    expect(cost.usdAfterIncluded).toBeCloseTo(2 * 0.5 + 11 * 5);
+    expect(monthlyCost({ read: 1, write: 0, delete: 0, list: 0 }, 1e6).usdAfterIncluded).toBe(0);
+    expect(KV_PRICING.includedPerMonth.read).toBe(10_000_000);
+  });
+});
+
+describe("mixes", () => {
+  it("weights each scenario's operations by its share", () => {
+    expect(mixOps(RESULTS, { "session-read": 0.25, "session-create": 0.25, "flag-eval": 0.5 })).toEqual({ read: 0.25, write: 0.25, delete: 0, list: 0 });
+  });
+
+  it("parses name=share pairs whose shares add up to 1", () => {
+    expect(parseMix("flag-eval=0.6,session-read=0.4")).toEqual({ "flag-eval": 0.6, "session-read": 0.4 });
+    expect(() => parseMix("flag-eval=0.6,session-read=0.3")).toThrow(/add up to 0.9/);
+    expect(() => parseMix("flag-eval")).toThrow(/not name=share/);
+    expect(() => parseMix("flag-eval=-1,session-read=2")).toThrow(/not name=share/);
+  });
+
+  it("refuses a scenario the results do not have", () => {
+    expect(() => mixOps(RESULTS, { "session-raed": 1 })).toThrow(/session-raed/);
+  });
+});
+
+describe("npm run cost", () => {
+  let dir: string;
+  let results: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cost-"));
+    results = join(dir, "results.json");
+    await writeFile(results, JSON.stringify(RESULTS));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const cost = (...args: string[]) =>
+    promisify(execFile)(join(ROOT, "node_modules/.bin/tsx"), ["scripts/cost.ts", ...args], { cwd: ROOT }).then(
+      ({ stdout }) => ({ code: 0, stdout, stderr: "" }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+
+  it("prints each scenario's and the mix's monthly cost", async () => {
+    const { code, stdout } = await cost("--requests-per-month", "20000000", "--mix", "session-read=0.5,session-create=0.5", "--results", results);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/session-read\s+20M\s+0\s+0\s+0\s+\$10\.00\s+\$5\.00/);
+    expect(stdout).toMatch(/flag-list\s+0\s+0\s+0\s+20M\s+\$100\.00\s+\$95\.00/);
+    // 10M reads ($5, all included) and 10M writes ($50, 9M billable after the 1M included).
+    expect(stdout).toMatch(/mix\s+10M\s+10M\s+0\s+0\s+\$55\.00\s+\$45\.00/);
+  });
+
+  it("fails with one line when the flags are wrong or there are no results", async () => {
+    const missing = await cost("--results", results);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe("cost: give --requests-per-month <number>, e.g. --requests-per-month 10000000");
+    const noResults = await cost("--requests-per-month", "1", "--results", join(dir, "none.json"));
+    expect(noResults.stderr.trim()).toMatch(/^cost: no benchmark results at .*none\.json; run npm run bench first$/);
+    const badMix = await cost("--requests-per-month", "1", "--mix", "flag-eval=0.5", "--results", results);
+    expect(badMix.stderr.trim()).toBe("cost: --mix: the shares add up to 0.5, not 1");
+  });
+});
