@@ -87,7 +87,7 @@ export function renderTable(results: BenchResults): string {
   return table.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 
-export function renderMarkdown(results: BenchResults): string {
+export function renderMarkdown(results: BenchResults, analysis?: string): string {
   const m = results.machine;
   const s = results.settings;
   const missed = results.scenarios.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => ({ r, t })));
@@ -129,5 +129,6 @@ export function renderMarkdown(results: BenchResults): string {
     }
     lines.push("");
   }
+  if (analysis) lines.push(analysis.trim(), "");
   return `${lines.join("\n")}\n`;
 }
