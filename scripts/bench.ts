@@ -104,7 +104,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
         { label: "no KV read on the hot path", check: (r) => ({ met: r.kvOpsPerRequest.read === 0, detail: `${round(r.kvOpsPerRequest.read)} reads/request` }) },
       ],
       beyondReference:
-        "runs the app's router and app-wide middleware (security headers, body limit, method check), validates the name and query, and hashes <flag>:<userId> with SHA-256 for the rollout bucket",
+        "runs the app's router and app-wide middleware (security headers, body limit, method check), validates the name and query, and hashes `<flag>:<userId>` with SHA-256 for the rollout bucket",
     },
     {
       name: "flag-list",
@@ -315,19 +315,23 @@ async function send(base: string, step: RequestStep, count: number) {
 }
 
 async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResult> {
+  /** Purges `keys` seeded keys page by page; on the counting worker, also the KV operations of each call. */
   const run = async (worker: "production" | "counting") => {
     const prefix = productKey(`purge-${worker}-`);
     await stack.seed("CACHE", prefix, keys);
     const latencies: number[] = [];
+    const opsPerCall: KvOps[] = [];
     let deleted = 0;
     let errors = 0;
     let cursor: string | undefined;
     const started = performance.now();
     for (;;) {
       const query = new URLSearchParams({ prefix, ...(cursor ? { cursor } : {}) });
+      if (worker === "counting") await stack.resetKvOps();
       const t0 = performance.now();
       const response = await fetch(`${stack.urls[worker]}/api/cache?${query}`, { method: "DELETE", headers: { authorization: `Bearer ${stack.adminToken}` } });
       latencies.push(performance.now() - t0);
+      if (worker === "counting") opsPerCall.push((await stack.kvOps()).ops);
       if (!response.ok) {
         errors += 1;
         break;
@@ -339,16 +343,15 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
     }
     // A purge that reports done but left keys behind is a failure too.
     if (deleted !== keys) errors += 1;
-    return { latencies, seconds: (performance.now() - started) / 1000, errors, deleted };
+    return { latencies, opsPerCall, seconds: (performance.now() - started) / 1000, errors, deleted };
   };
 
   const timed = await run("production");
-  await stack.resetKvOps();
   const counted = await run("counting");
-  const { requests, ops } = await stack.kvOps();
   const sorted = [...timed.latencies].sort((a, b) => a - b);
   const percentile = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-  const perRequest = (n: number) => n / requests;
+  const mean = (kind: keyof KvOps) => counted.opsPerCall.reduce((sum, ops) => sum + ops[kind], 0) / counted.opsPerCall.length;
+  const mostInOneCall = Math.max(...counted.opsPerCall.map(totalOps));
   return evaluate(
     {
       name: `purge-${keys}`,
@@ -360,16 +363,14 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
       errors: timed.errors + counted.errors,
       referenceRequestsPerSecond: null,
       ratio: null,
-      kvOpsPerRequest: { read: perRequest(ops.read), write: perRequest(ops.write), delete: perRequest(ops.delete), list: perRequest(ops.list) },
+      kvOpsPerRequest: { read: mean("read"), write: mean("write"), delete: mean("delete"), list: mean("list") },
       originFetchesPerRequest: 0,
       beyondReference: "",
       targets: [],
     },
     [
-      {
-        label: "≤ 1000 KV operations per call",
-        check: (r) => ({ met: totalOps(r.kvOpsPerRequest) <= 1000, detail: `${round(totalOps(r.kvOpsPerRequest))} per call` }),
-      },
+      // A Worker invocation may make at most 1000 KV operations.
+      { label: "≤ 1000 KV operations in any one call", check: () => ({ met: mostInOneCall <= 1000, detail: `at most ${mostInOneCall} in one call` }) },
     ],
   );
 }
