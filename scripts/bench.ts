@@ -15,7 +15,7 @@ import { KEY_PREFIX, productKey, sessionKey } from "../worker/src/contract";
 import { ROOT } from "./build";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { machineInfo, renderMarkdown, renderTable, REPORT_PATH, RESULTS_PATH, type BenchResults, type ScenarioResult, type Target } from "./lib/bench-report";
-import { startBenchStack, type BenchStack, type KvOps, type WorkerName } from "./lib/bench-stack";
+import { startBenchStack, type BenchStack, type KvOps } from "./lib/bench-stack";
 
 /** Hand-written analysis of the figures, quoted in BENCHMARKS.md under the generated tables. */
 const ANALYSIS_PATH = join(ROOT, "bench/analysis.md");
@@ -58,11 +58,6 @@ interface Scenario {
   beyondReference: string;
 }
 
-const json = (body: unknown): Pick<RequestStep, "body" | "headers"> => ({
-  body: JSON.stringify(body),
-  headers: { "content-type": "application/json" },
-});
-
 function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenario[] {
   const admin = { authorization: `Bearer ${fixtures.adminToken}` };
   let misses = 0;
@@ -73,6 +68,10 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
   const kvOpsEqual = (expected: number, label: string): Target => ({
     label,
     check: (r) => ({ met: totalOps(r.kvOpsPerRequest) === expected, detail: `${round(totalOps(r.kvOpsPerRequest))} KV ops/request` }),
+  });
+  const originFetchesEqual = (expected: number, label: string): Target => ({
+    label,
+    check: (r) => ({ met: r.originFetchesPerRequest === expected, detail: `${round(r.originFetchesPerRequest)} origin fetches/request` }),
   });
   return [
     {
@@ -89,7 +88,12 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       description: "POST /sessions (admin), one new session per request",
       reference: "one-get",
       referenceStep: { path: `/SESSIONS/${encodeURIComponent(sessionKey(fixtures.sessionId))}` },
-      step: { method: "POST", path: "/sessions", ...json({ userId: "u-bench", email: "bench@example.com", roles: ["reader"] }), headers: { ...admin, "content-type": "application/json" } },
+      step: {
+        method: "POST",
+        path: "/sessions",
+        headers: { ...admin, "content-type": "application/json" },
+        body: JSON.stringify({ userId: "u-bench", email: "bench@example.com", roles: ["reader"] }),
+      },
       targets: [],
       beyondReference: "checks the admin token, validates the body, generates an id and writes to KV",
     },
@@ -101,7 +105,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       step: { path: `/api/features/${HOT_FLAG}?userId=u-4242` },
       targets: [
         ratioAtLeast(0.8, "fixed-200"),
-        { label: "no KV read on the hot path", check: (r) => ({ met: r.kvOpsPerRequest.read === 0, detail: `${round(r.kvOpsPerRequest.read)} reads/request` }) },
+        kvOpsEqual(0, "no KV operation on the hot path"),
       ],
       beyondReference:
         "runs the app's router and app-wide middleware (security headers, body limit, method check), validates the name and query, and hashes `<flag>:<userId>` with SHA-256 for the rollout bucket",
@@ -121,7 +125,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       reference: "one-get",
       referenceStep: { path: `/CACHE/${encodeURIComponent(productKey("bench-hit"))}` },
       step: { path: "/api/products/bench-hit" },
-      targets: [ratioAtLeast(0.9, "one-get")],
+      targets: [ratioAtLeast(0.9, "one-get"), originFetchesEqual(0, "no origin fetch")],
       beyondReference: "reads the value with its metadata and checks freshness",
     },
     {
@@ -130,7 +134,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       reference: "one-get",
       referenceStep: { path: `/CACHE/${encodeURIComponent(productKey("bench-hit"))}` },
       step: { path: "/api/products/miss", setupRequest: (request) => ({ ...request, path: `/api/products/miss-${++misses}` }) },
-      targets: [],
+      targets: [originFetchesEqual(1, "one origin fetch per miss")],
       beyondReference: "fetches the origin and writes the copy to KV",
     },
   ];
@@ -158,17 +162,21 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
     const runs = new Map(list.map((s) => [s.name, { app: [] as Run[], reference: [] as Run[] }]));
     for (let roundIndex = 0; roundIndex < settings.rounds; roundIndex++) {
       for (const scenario of list) {
-        const url = (worker: WorkerName) => stack.urls[worker];
+        const reference = (seconds: number) => drive(stack.urls[scenario.reference], scenario.referenceStep, seconds, settings.connections);
+        const app = (seconds: number) => drive(stack.urls.production, scenario.step, seconds, settings.connections);
         if (roundIndex === 0) {
-          await drive(url(scenario.reference), scenario.referenceStep, settings.warmupSeconds, settings.connections);
-          await drive(url("production"), scenario.step, settings.warmupSeconds, settings.connections);
+          await reference(settings.warmupSeconds);
+          await app(settings.warmupSeconds);
         }
         const pair = runs.get(scenario.name)!;
         // Alternate the order each round so that drift in machine load favours neither side.
-        const referenceFirst = roundIndex % 2 === 0;
-        if (referenceFirst) pair.reference.push(await drive(url(scenario.reference), scenario.referenceStep, settings.secondsPerRun, settings.connections));
-        pair.app.push(await drive(url("production"), scenario.step, settings.secondsPerRun, settings.connections));
-        if (!referenceFirst) pair.reference.push(await drive(url(scenario.reference), scenario.referenceStep, settings.secondsPerRun, settings.connections));
+        if (roundIndex % 2 === 0) {
+          pair.reference.push(await reference(settings.secondsPerRun));
+          pair.app.push(await app(settings.secondsPerRun));
+        } else {
+          pair.app.push(await app(settings.secondsPerRun));
+          pair.reference.push(await reference(settings.secondsPerRun));
+        }
         log(`  round ${roundIndex + 1} ${scenario.name}: ${summarise(pair.app.at(-1)!)} (${scenario.reference}: ${summarise(pair.reference.at(-1)!)})`);
       }
     }
