@@ -77,24 +77,36 @@ export async function readResults(path = RESULTS_PATH): Promise<BenchResults> {
   }
 }
 
+/** A purge is priced per key purged, not per request: one call handles a page of keys. */
+const isPurge = (name: string) => name.startsWith("purge-");
+
+/** Cost of purging one million keys, from the operations one purge call made per key it deleted. */
+export function purgeCostPerMillionKeys(opsPerCall: KvOps): number {
+  const perKey = Object.fromEntries(KINDS.map((kind) => [kind, opsPerCall[kind] / opsPerCall.delete])) as KvOps;
+  return monthlyCost(perKey, 1e6).usd;
+}
+
 /** The report `npm run cost` prints. */
 export function renderCost(results: BenchResults, requests: number, mix: Record<string, number>): string {
   const head = ["scenario", "reads/month", "writes/month", "deletes/month", "lists/month", "USD/month", "after included"];
   const row = (name: string, cost: Cost) => [name, ...KINDS.map((kind) => count(cost.ops[kind])), usd(cost.usd), usd(cost.usdAfterIncluded)];
-  const rows = results.scenarios.map((s) => row(s.name, monthlyCost(s.kvOpsPerRequest, requests)));
+  const perRequest = results.scenarios.filter((s) => !isPurge(s.name));
+  const rows = perRequest.map((s) => row(s.name, monthlyCost(s.kvOpsPerRequest, requests)));
   const mixName = `mix (${Object.entries(mix).map(([name, share]) => `${name} ${round(share * 100)}%`).join(", ")})`;
   rows.push(row("mix", monthlyCost(mixOps(results, mix), requests)));
   const table = [head, ...rows];
   const widths = head.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
   const p = KV_PRICING.usdPerMillion;
+  const purges = results.scenarios
+    .filter((s) => isPurge(s.name) && s.kvOpsPerRequest.delete > 0)
+    .map((s) => `Purging (${s.name}): ${usd(purgeCostPerMillionKeys(s.kvOpsPerRequest))} per million keys purged, at list price.`);
   return [
     `KV cost for ${count(requests)} requests a month, every request of one scenario, then the ${mixName}.`,
     `Prices per million: reads ${usd(p.read)}, writes ${usd(p.write)}, deletes ${usd(p.delete)}, lists ${usd(p.list)} (Workers Paid; "after included" subtracts the plan's`,
     `monthly 10M reads and 1M each of writes, deletes and lists). KV operations per request measured by npm run bench on ${results.generatedAt.slice(0, 10)}.`,
     "",
     ...table.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")),
-    "",
-    `Purge rows are per DELETE /api/cache call (up to 999 keys each), not per product request.`,
+    ...(purges.length > 0 ? ["", ...purges] : []),
   ].join("\n");
 }
 

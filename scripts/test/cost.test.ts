@@ -16,6 +16,7 @@ const RESULTS = {
     scenario("session-create", { read: 0, write: 1, delete: 0, list: 0 }),
     scenario("flag-eval", { read: 0, write: 0, delete: 0, list: 0 }),
     scenario("flag-list", { read: 0, write: 0, delete: 0, list: 1 }),
+    scenario("purge-5000", { read: 0, write: 0, delete: 833.33, list: 1 }),
   ],
 } as BenchResults;
 
@@ -76,6 +77,9 @@ describe("npm run cost", () => {
     expect(stdout).toMatch(/flag-list\s+0\s+0\s+0\s+20M\s+\$100\.00\s+\$95\.00/);
     // 10M reads ($5, all included) and 10M writes ($50, 9M billable after the 1M included).
     expect(stdout).toMatch(/mix\s+10M\s+10M\s+0\s+0\s+\$55\.00\s+\$45\.00/);
+    // A purge is priced per key: 1M deletes ($5) and one list per 833 keys (1200 lists, $0.006).
+    expect(stdout).not.toMatch(/^purge-5000\s/m);
+    expect(stdout).toContain("Purging (purge-5000): $5.01 per million keys purged");
   });
 
   it("fails with one line when the flags are wrong or there are no results", async () => {
