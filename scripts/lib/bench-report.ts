@@ -124,9 +124,10 @@ export function renderMarkdown(results: BenchResults, analysis?: string): string
     for (const { r, t } of missed) {
       lines.push(
         `- ${r.name} (${t.label}, measured ${t.detail}): ` +
-          (t.label.includes("×") ? `beyond its reference, the endpoint ${r.beyondReference}.` : "see the scenario's KV operation counts and errors above."),
+          (t.label.includes("×") ? `beyond its reference, the app runs its router and middleware, then ${r.beyondReference}.` : "see the scenario's KV operation counts and errors above."),
       );
     }
+    if (analysis) lines.push("", "The hand-written analysis below explains these figures.");
     lines.push("");
   }
   if (analysis) lines.push(analysis.trim(), "");
