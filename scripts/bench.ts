@@ -6,6 +6,7 @@
  * are reported as met or missed.
  *
  *   npm run bench [-- --quick] [--results <path>] [--report <path>]
+ *   npm run bench -- --render    (rewrites BENCHMARKS.md from bench/results.json, e.g. after editing bench/analysis.md)
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -227,7 +228,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
     const resultsPath = options.resultsPath ?? RESULTS_PATH;
     const reportPath = options.reportPath ?? REPORT_PATH;
     await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
-    await writeFile(reportPath, renderMarkdown(output, await readFile(ANALYSIS_PATH, "utf8").catch(() => undefined)));
+    await writeFile(reportPath, renderMarkdown(output, await readAnalysis()));
     const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.name}: ${t.label} (${t.detail})`));
     log("");
     log(missed.length === 0 ? "all targets met" : `targets missed:\n  ${missed.join("\n  ")}`);
@@ -382,6 +383,8 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
   );
 }
 
+const readAnalysis = () => readFile(ANALYSIS_PATH, "utf8").catch(() => undefined);
+
 /** Every scenario also has the "0 errors" target. */
 function evaluate(result: ScenarioResult, targets: Target[]): ScenarioResult {
   const all: Target[] = [...targets, { label: "0 errors", check: (r) => ({ met: r.errors === 0, detail: `${r.errors} errors` }) }];
@@ -394,8 +397,16 @@ const round = (n: number) => Math.round(n * 100) / 100;
 if (isMain(import.meta.url)) {
   runCommand("bench", async () => {
     const { values } = parseFlags(() =>
-      parseArgs({ options: { quick: { type: "boolean", default: false }, results: { type: "string" }, report: { type: "string" } } }),
+      parseArgs({
+        options: { quick: { type: "boolean", default: false }, render: { type: "boolean", default: false }, results: { type: "string" }, report: { type: "string" } },
+      }),
     );
+    if (values.render) {
+      const results = JSON.parse(await readFile(values.results ?? RESULTS_PATH, "utf8")) as BenchResults;
+      await writeFile(values.report ?? REPORT_PATH, renderMarkdown(results, await readAnalysis()));
+      console.log(`rendered ${values.report ?? REPORT_PATH} from ${values.results ?? RESULTS_PATH} (${results.generatedAt})`);
+      return;
+    }
     const output = await runBench({ quick: values.quick, resultsPath: values.results, reportPath: values.report });
     if (output.scenarios.some((s) => s.errors > 0)) throw new CliError("some requests failed; see the errors column");
   });
