@@ -57,6 +57,10 @@ const headers = fc.record(
     ),
     contentType: fc.oneof({ weight: 5, arbitrary: fc.constant("application/json") }, fc.constantFrom("application/json; charset=utf-8", "application/merge-patch+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data")),
     cookie: fc.oneof(fc.constant(`session=${"s".repeat(32)}`), fc.string({ unit: "grapheme-ascii", maxLength: 60 })),
+    other: fc.tuple(
+      fc.oneof(fc.constantFrom("accept", "x-forwarded-for", "if-none-match", "origin", "x-http-method-override", "transfer-encoding-ish"), fc.stringMatching(/^x-[a-z0-9-]{1,30}$/)),
+      fc.string({ unit: "grapheme-ascii", maxLength: 2000 }),
+    ),
   },
   { requiredKeys: [] },
 );
@@ -108,7 +112,7 @@ interface Fuzzed {
   method: string;
   path: string;
   query: string;
-  headers: { authorization?: string; contentType?: string; cookie?: string };
+  headers: { authorization?: string; contentType?: string; cookie?: string; other?: [string, string] };
   body: string | null;
 }
 
@@ -135,6 +139,7 @@ function toRequest({ method, path, query, headers, body }: Fuzzed): Request {
   if (headers.authorization !== undefined) init.headers.Authorization = headers.authorization;
   if (headers.contentType !== undefined) init.headers["Content-Type"] = headers.contentType;
   if (headers.cookie !== undefined) init.headers.Cookie = headers.cookie;
+  if (headers.other !== undefined) init.headers[headers.other[0]] = headers.other[1];
   if (body !== null && method !== "GET" && method !== "HEAD") init.body = body;
   return new Request(`${BASE}${path}${query}`, init);
 }
