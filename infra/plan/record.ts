@@ -11,6 +11,14 @@ import { PROJECT } from "../stack-file";
 /** How a secret value is shown in a recording. */
 export const SECRET = "[secret]";
 
+/** A Worker script binding as recorded (the fields the plan and the tests read). */
+export interface RecordedBinding {
+  type: string;
+  name: string;
+  namespaceId?: string;
+  text?: string;
+}
+
 export interface RecordedResource {
   type: string;
   name: string;

@@ -2,18 +2,12 @@
  * Renders a mock-engine recording for reviewers: a table, JSON, a Mermaid
  * diagram, and the differences between two stacks.
  */
-import type { RecordedResource, Recording } from "./record";
+import type { RecordedBinding as Binding, RecordedResource, Recording } from "./record";
 
 /** The short type name: `cloudflare:index/workersScript:WorkersScript` → `WorkersScript`. */
 const shortType = (type: string) => type.split(":").pop() ?? type;
 
 type Inputs = Record<string, unknown>;
-interface Binding {
-  type: string;
-  name: string;
-  namespaceId?: string;
-  text?: string;
-}
 
 /** Resource IDs in a recording are mock IDs; show the namespace title they stand for instead. */
 function namespaceTitles(recording: Recording): Map<string, string> {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { KV_BINDINGS, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
 import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
-import { type Recording, SECRET, findResource, recordStack } from "../plan/record";
+import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
 import { loadStackConfig, readStackFiles } from "../stack-file";
 
 const T = {
@@ -23,13 +23,7 @@ beforeAll(async () => {
   stacks.prod = await record("prod");
 });
 
-interface Binding {
-  type: string;
-  name: string;
-  namespaceId?: string;
-  text?: string;
-}
-const bindingsOf = (r: Recording) => findResource(r, T.script, "worker-script").inputs.bindings as Binding[];
+const bindingsOf = (r: Recording) => findResource(r, T.script, "worker-script").inputs.bindings as RecordedBinding[];
 
 describe.each(["dev", "prod"])("stack %s", (stack) => {
   it("registers exactly the expected resources", () => {
