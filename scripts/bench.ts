@@ -5,8 +5,13 @@
  * bench/results.json and BENCHMARKS.md. Figures, not assertions: the targets
  * are reported as met or missed.
  *
- *   npm run bench [-- --quick] [--results <path>] [--report <path>]
+ *   npm run bench [-- --quick] [--only <scenario,…>] [--results <path>] [--report <path>]
  *   npm run bench -- --render    (rewrites BENCHMARKS.md from bench/results.json, e.g. after editing bench/analysis.md)
+ *
+ * `--only flag-eval,cache-hit` runs just those scenarios (`purge` for the purge),
+ * to iterate on one endpoint. A partial run only prints its table: it writes
+ * results and a report only where `--results`/`--report` say, so it never
+ * replaces the committed full-run figures.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,6 +28,8 @@ const ANALYSIS_PATH = join(ROOT, "bench/analysis.md");
 
 export interface BenchOptions {
   quick?: boolean;
+  /** Scenario names to run (SCENARIO_NAMES); all when absent. */
+  only?: string[];
   resultsPath?: string;
   reportPath?: string;
   log?: (line: string) => void;
@@ -46,8 +53,12 @@ const FLAG_COUNT = 100;
 const HOT_FLAG = "bench-flag-000";
 const flagName = (i: number) => `bench-flag-${String(i).padStart(3, "0")}`;
 
+/** What `--only` accepts; `purge` is the purge of `purgeKeys` keys. */
+export const SCENARIO_NAMES = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge"] as const;
+type ScenarioName = (typeof SCENARIO_NAMES)[number];
+
 interface Scenario {
-  name: string;
+  name: Exclude<ScenarioName, "purge">;
   description: string;
   reference: "fixed-200" | "one-get";
   /** Request against the reference worker. */
@@ -149,7 +160,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
   try {
     log("seeding: 1 session, 100 flags, 1 cached product…");
     const fixtures = await seed(stack);
-    const list = scenarios({ ...fixtures, adminToken: stack.adminToken });
+    const list = scenarios({ ...fixtures, adminToken: stack.adminToken }).filter((s) => !options.only || options.only.includes(s.name));
 
     log(`counting KV operations (${settings.countedRequests} requests per scenario on the counting worker)…`);
     const counted = new Map<string, { kvOps: KvOps; originPerRequest: number }>();
@@ -206,8 +217,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       );
     });
 
-    log(`purging ${settings.purgeKeys} keys through DELETE /api/cache (production, then counting worker)…`);
-    results.push(await benchPurge(stack, settings.purgeKeys));
+    if (!options.only || options.only.includes("purge")) {
+      log(`purging ${settings.purgeKeys} keys through DELETE /api/cache (production, then counting worker)…`);
+      results.push(await benchPurge(stack, settings.purgeKeys));
+    }
 
     const output: BenchResults = {
       generatedAt: new Date().toISOString(),
@@ -225,14 +238,16 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
     };
     log("");
     log(renderTable(output));
-    const resultsPath = options.resultsPath ?? RESULTS_PATH;
-    const reportPath = options.reportPath ?? REPORT_PATH;
-    await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
-    await writeFile(reportPath, renderMarkdown(output, await readAnalysis()));
+    // A partial run must not replace the full run's committed figures: it writes only where told.
+    const resultsPath = options.resultsPath ?? (options.only ? undefined : RESULTS_PATH);
+    const reportPath = options.reportPath ?? (options.only ? undefined : REPORT_PATH);
+    if (resultsPath) await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
+    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis()));
     const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.name}: ${t.label} (${t.detail})`));
     log("");
     log(missed.length === 0 ? "all targets met" : `targets missed:\n  ${missed.join("\n  ")}`);
-    log(`wrote ${resultsPath} and ${reportPath} in ${output.durationSeconds.toFixed(0)}s`);
+    const written = [resultsPath, reportPath].filter(Boolean);
+    log(`${written.length ? `wrote ${written.join(" and ")}` : "partial run (--only): wrote no files"} in ${output.durationSeconds.toFixed(0)}s`);
     return output;
   } finally {
     await stack.dispose();
@@ -398,16 +413,25 @@ if (isMain(import.meta.url)) {
   runCommand("bench", async () => {
     const { values } = parseFlags(() =>
       parseArgs({
-        options: { quick: { type: "boolean", default: false }, render: { type: "boolean", default: false }, results: { type: "string" }, report: { type: "string" } },
+        options: {
+          quick: { type: "boolean", default: false },
+          render: { type: "boolean", default: false },
+          only: { type: "string" },
+          results: { type: "string" },
+          report: { type: "string" },
+        },
       }),
     );
+    const only = values.only?.split(",").map((name) => name.trim());
+    const unknown = only?.filter((name) => !(SCENARIO_NAMES as readonly string[]).includes(name));
+    if (unknown?.length) throw new CliError(`--only: unknown scenario ${unknown.join(", ")}; choose from ${SCENARIO_NAMES.join(", ")}`);
     if (values.render) {
       const results = JSON.parse(await readFile(values.results ?? RESULTS_PATH, "utf8")) as BenchResults;
       await writeFile(values.report ?? REPORT_PATH, renderMarkdown(results, await readAnalysis()));
       console.log(`rendered ${values.report ?? REPORT_PATH} from ${values.results ?? RESULTS_PATH} (${results.generatedAt})`);
       return;
     }
-    const output = await runBench({ quick: values.quick, resultsPath: values.results, reportPath: values.report });
+    const output = await runBench({ quick: values.quick, only, resultsPath: values.results, reportPath: values.report });
     if (output.scenarios.some((s) => s.errors > 0)) throw new CliError("some requests failed; see the errors column");
   });
 }

@@ -1,11 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
-import type { BenchResults } from "../lib/bench-report";
+import { type BenchResults, REPORT_PATH, RESULTS_PATH } from "../lib/bench-report";
 
 // Only checks that the benchmark runs end to end and reports; its figures are not asserted.
 describe("npm run bench -- --quick", () => {
@@ -39,4 +39,23 @@ describe("npm run bench -- --quick", () => {
     expect(report).toContain(results.machine.cpu);
     expect(report).toContain("| flag-eval |");
   });
+});
+
+describe("npm run bench -- --only", () => {
+  const tsx = join(ROOT, "node_modules/.bin/tsx");
+
+  it("refuses an unknown scenario before starting anything", async () => {
+    const run = promisify(execFile)(tsx, ["scripts/bench.ts", "--only", "flag-eval,nope"], { cwd: ROOT, timeout: 30_000 });
+    await expect(run).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^bench: --only: unknown scenario nope; choose from session-read, .*purge\n$/) });
+  });
+
+  it("runs only the named scenario and leaves the committed results and report alone", async () => {
+    const before = await Promise.all([RESULTS_PATH, REPORT_PATH].map((path) => stat(path).then((s) => s.mtimeMs)));
+    const { stdout } = await promisify(execFile)(tsx, ["scripts/bench.ts", "--quick", "--only", "flag-eval"], { cwd: ROOT, timeout: 120_000 });
+    expect(stdout).toMatch(/^flag-eval\s+\d+/m);
+    expect(stdout).not.toMatch(/^(session-read|cache-hit|purge-\d+)\s/m);
+    expect(stdout).toContain("partial run (--only): wrote no files");
+    const after = await Promise.all([RESULTS_PATH, REPORT_PATH].map((path) => stat(path).then((s) => s.mtimeMs)));
+    expect(after).toEqual(before);
+  }, 130_000);
 });
