@@ -52,6 +52,8 @@ const QUICK: Settings = { connections: 10, secondsPerRun: 1, rounds: 1, warmupSe
 const FLAG_COUNT = 100;
 const HOT_FLAG = "bench-flag-000";
 const flagName = (i: number) => `bench-flag-${String(i).padStart(3, "0")}`;
+/** Distinct users the flag evaluation cycles through, as a product page would see them. */
+const FLAG_EVAL_USERS = 10_000;
 
 /** What `--only` accepts; `purge` is the purge of `purgeKeys` keys. */
 export const SCENARIO_NAMES = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge"] as const;
@@ -73,6 +75,10 @@ interface Scenario {
 function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenario[] {
   const admin = { authorization: `Bearer ${fixtures.adminToken}` };
   let misses = 0;
+  let evaluations = 0;
+  // One user per request, cycling: each evaluation hashes a different `<flag>:<userId>`.
+  // The reference gets the same query so both sides cost autocannon the same per request.
+  const nextUser = (path: string) => (request: RequestStep) => ({ ...request, path: `${path}?userId=u-${evaluations++ % FLAG_EVAL_USERS}` });
   const ratioAtLeast = (min: number, reference: string): Target => ({
     label: `≥ ${min}× ${reference}`,
     check: (r) => ({ met: (r.ratio ?? 0) >= min, detail: `${(r.ratio ?? 0).toFixed(2)}×` }),
@@ -111,10 +117,10 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
     },
     {
       name: "flag-eval",
-      description: `GET /api/features/${HOT_FLAG}?userId=… (hot flag, 25% rollout)`,
+      description: `GET /api/features/${HOT_FLAG}?userId=… (hot flag, 25% rollout, ${FLAG_EVAL_USERS} distinct users in turn)`,
       reference: "fixed-200",
-      referenceStep: { path: "/" },
-      step: { path: `/api/features/${HOT_FLAG}?userId=u-4242` },
+      referenceStep: { path: "/", setupRequest: nextUser("/") },
+      step: { path: `/api/features/${HOT_FLAG}`, setupRequest: nextUser(`/api/features/${HOT_FLAG}`) },
       targets: [
         ratioAtLeast(0.8, "fixed-200"),
         kvOpsEqual(0, "no KV operation on the hot path"),
