@@ -125,7 +125,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
         ratioAtLeast(0.8, "fixed-200"),
         kvOpsEqual(0, "no KV operation on the hot path"),
       ],
-      beyondReference: "validates the name and query and hashes `<flag>:<userId>` with SHA-256 for the rollout bucket",
+      beyondReference: "validates the name and query and hashes `<flag>:<userId>` (MurmurHash3) for the rollout bucket",
     },
     {
       name: "flag-list",

@@ -14,12 +14,12 @@ export interface Evaluation {
  * allow-listed user is on; a percentage rollout needs a userId (a 10 % rollout
  * must not switch on for every anonymous caller); otherwise the flag is on.
  */
-export async function evaluateFlag(name: string, flag: Flag | undefined, userId?: string): Promise<Evaluation> {
+export function evaluateFlag(name: string, flag: Flag | undefined, userId?: string): Evaluation {
   if (!flag) return { enabled: false, reason: "DEFAULT" };
   if (!flag.enabled) return { enabled: false, reason: "DISABLED" };
   if (userId && flag.allowedUsers?.includes(userId)) return { enabled: true, reason: "TARGETING_MATCH" };
   if (flag.percentage === undefined) return { enabled: true, reason: "STATIC" };
   if (!userId) return { enabled: false, reason: "DEFAULT" };
-  const bucket = await bucketOf(name, userId);
+  const bucket = bucketOf(name, userId);
   return { enabled: bucket < (flag.percentage * BUCKETS) / 100, reason: "SPLIT" };
 }

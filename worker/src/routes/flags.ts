@@ -39,7 +39,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
         flag = await flagStore(c.env.CONFIG, kvTimeoutMs).get(name);
         cache.set(name, flag);
       }
-      return c.json({ name, ...(await evaluateFlag(name, flag, userId)) });
+      return c.json({ name, ...evaluateFlag(name, flag, userId) });
     })
     .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {
       const { name } = c.req.valid("param");
