@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import { ConfigError, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
@@ -69,7 +69,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   log(`bundle: ${relative(ROOT, BUNDLE_PATH)}, ${kib(manifest.bytes)} (${kib(manifest.gzipBytes)} gzip), sha256 ${manifest.sha256}`);
 
   const dataDir = options.dataDir ?? join(ROOT, ".data", stack);
-  log(options.ephemeral ? "data: in memory (--ephemeral), gone when stopped" : `data: ${relative(ROOT, dataDir) || dataDir} (kept across restarts)`);
+  log(options.ephemeral ? "data: in memory (--ephemeral), gone when stopped" : `data: ${displayPath(dataDir)} (kept across restarts)`);
 
   const generatedToken = options.adminToken === undefined;
   const adminToken = options.adminToken ?? randomBytes(24).toString("base64url");
@@ -215,3 +215,9 @@ async function main(): Promise<void> {
 }
 
 if (isMain(import.meta.url)) runCommand("start", main);
+
+/** Inside the repository a path reads best relative to it; outside, as given. */
+function displayPath(path: string): string {
+  const inRepo = relative(ROOT, path);
+  return inRepo && !inRepo.startsWith("..") && !isAbsolute(inRepo) ? inRepo : path;
+}
