@@ -2,6 +2,7 @@ import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflar
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { createApp } from "../src/app";
+import { ORIGIN_RETRY_AFTER_MS } from "../src/routes/cache";
 import { CACHE_STALE_SECONDS, PRODUCT_ID_PATTERN, productKey } from "../src/contract";
 import { admin, appClient, countingKv, errorOf } from "./helpers";
 
@@ -116,6 +117,29 @@ describe("GET /api/products/:id", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("X-Cache")).toBe("STALE");
     expect(await res.json()).toEqual({ id: "p1", name: "old" });
+  });
+
+  it("serves the stale copy without asking a failing origin again for a while, then retries it", async () => {
+    const time = clock();
+    const request = appClient({ now: time.now, originTimeoutMs: 50 });
+    const { urls } = stubOrigin(productJson("old"), "hang", "hang", productJson("new"));
+    await request("/api/products/p1");
+    time.advance(301_000);
+    expect((await request("/api/products/p1")).headers.get("X-Cache")).toBe("STALE");
+    expect(urls).toHaveLength(2);
+
+    // Within the back-off, readers get the copy at once instead of each waiting for the origin's timeout.
+    time.advance(ORIGIN_RETRY_AFTER_MS - 1);
+    expect((await request("/api/products/p1")).headers.get("X-Cache")).toBe("STALE");
+    expect(urls).toHaveLength(2);
+
+    time.advance(1);
+    expect((await request("/api/products/p1")).headers.get("X-Cache")).toBe("STALE");
+    expect(urls).toHaveLength(3);
+    time.advance(ORIGIN_RETRY_AFTER_MS);
+    const fresh = await request("/api/products/p1");
+    expect(fresh.headers.get("X-Cache")).toBe("MISS");
+    expect(await fresh.json()).toEqual({ id: "p1", name: "new" });
   });
 
   it.each<[string, OriginReply, string]>([

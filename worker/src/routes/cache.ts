@@ -20,9 +20,26 @@ const PurgeQuery = v.object({
 /** What the origin said about one product. */
 type OriginAnswer = { kind: "found"; body: string } | { kind: "missing" } | { kind: "failed"; reason: string };
 
+/**
+ * After a failed refresh, a product with a stale copy is served STALE without
+ * asking the origin again for this long: during an outage, readers would
+ * otherwise each wait for the origin's timeout before getting the same copy.
+ */
+export const ORIGIN_RETRY_AFTER_MS = 10_000;
+/** Bound on remembered failures, so many failing ids cannot grow the isolate's memory. */
+const MAX_REMEMBERED_FAILURES = 1000;
+
 export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
   /** Origin refreshes in flight in this isolate, so concurrent misses for one product share one fetch and one write. */
   const inFlight = new Map<string, Promise<OriginAnswer>>();
+  /** When this isolate may next ask the origin for a product whose refresh failed. */
+  const retryAt = new Map<string, number>();
+
+  function rememberFailure(id: string) {
+    retryAt.delete(id);
+    retryAt.set(id, now() + ORIGIN_RETRY_AFTER_MS);
+    if (retryAt.size > MAX_REMEMBERED_FAILURES) retryAt.delete(retryAt.keys().next().value!);
+  }
 
   async function refresh(store: ReturnType<typeof cacheStore>, originUrl: string, id: string, ttlSeconds: number) {
     const answer = await fetchProduct(originUrl, id, originTimeoutMs);
@@ -42,6 +59,7 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       const store = cacheStore(c.env.CACHE, kvTimeoutMs);
       const cached = await store.get(id);
       if (cached && now() < freshUntil(cached)) return product(c, cached.body, "HIT");
+      if (cached && now() < (retryAt.get(id) ?? 0)) return product(c, cached.body, "STALE");
 
       let pending = inFlight.get(id);
       if (!pending) {
@@ -50,6 +68,8 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
         keepAlive(c, pending);
       }
       const answer = await pending;
+      if (answer.kind === "failed") rememberFailure(id);
+      else retryAt.delete(id);
       if (answer.kind === "found") return product(c, answer.body, "MISS");
       if (answer.kind === "missing") throw new ApiError(404, "not_found", `the origin has no product ${id}`);
       if (cached) return product(c, cached.body, "STALE");
