@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import * as v from "valibot";
 import { CACHE_TTL, PRODUCT_ID_PATTERN, ttlFrom } from "../contract";
+import { setBounded } from "../bounded-map";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
 import { requireAdmin } from "../middleware/admin";
@@ -35,12 +36,6 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
   /** When this isolate may next ask the origin for a product whose refresh failed. */
   const retryAt = new Map<string, number>();
 
-  function rememberFailure(id: string) {
-    retryAt.delete(id);
-    retryAt.set(id, now() + ORIGIN_RETRY_AFTER_MS);
-    if (retryAt.size > MAX_REMEMBERED_FAILURES) retryAt.delete(retryAt.keys().next().value!);
-  }
-
   async function refresh(store: ReturnType<typeof cacheStore>, originUrl: string, id: string, ttlSeconds: number) {
     const answer = await fetchProduct(originUrl, id, originTimeoutMs);
     // The cache is an optimisation: a failed write (already logged) costs one
@@ -68,7 +63,7 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
         keepAlive(c, pending);
       }
       const answer = await pending;
-      if (answer.kind === "failed") rememberFailure(id);
+      if (answer.kind === "failed") setBounded(retryAt, id, now() + ORIGIN_RETRY_AFTER_MS, MAX_REMEMBERED_FAILURES);
       else retryAt.delete(id);
       if (answer.kind === "found") return product(c, answer.body, "MISS");
       if (answer.kind === "missing") throw new ApiError(404, "not_found", `the origin has no product ${id}`);

@@ -8,6 +8,7 @@ import {
   flagNameFromKey,
   KEY_PREFIX,
 } from "../contract";
+import { setBounded } from "../bounded-map";
 import { kvCall, type KvGuard } from "./kv";
 
 /** Feature flags in the CONFIG namespace; each flag is also carried whole in its key's metadata when it fits. */
@@ -66,11 +67,6 @@ export class FlagCache {
   }
 
   set(name: string, flag: Flag | undefined): void {
-    this.#entries.delete(name);
-    this.#entries.set(name, { flag, until: this.now() + FLAG_ISOLATE_TTL_SECONDS * 1000 });
-    if (this.#entries.size > FLAG_CACHE_MAX_ENTRIES) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
+    setBounded(this.#entries, name, { flag, until: this.now() + FLAG_ISOLATE_TTL_SECONDS * 1000 }, FLAG_CACHE_MAX_ENTRIES);
   }
 }
