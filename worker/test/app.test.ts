@@ -2,7 +2,7 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { admin, appClient, call, errorOf, jsonInit, withFaults } from "./helpers";
+import { admin, appClient, call, errorOf, jsonInit, rateLimitedPuts, withFaults } from "./helpers";
 
 beforeEach(() => reset());
 afterEach(() => vi.restoreAllMocks());
@@ -124,30 +124,17 @@ describe("KV failures", () => {
   });
 
   it("retries a write rejected by KV's one-write-per-second-per-key limit, and succeeds", async () => {
-    let attempts = 0;
-    const limited = withFaults(env.SESSIONS, {
-      put: (...args: unknown[]) => {
-        attempts += 1;
-        if (attempts <= 2) return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
-        return env.SESSIONS.put(...(args as Parameters<KVNamespace["put"]>));
-      },
-    });
+    const { kv: limited, attempts } = rateLimitedPuts(env.SESSIONS, 2);
     const res = await appClient({}, { SESSIONS: limited })("/sessions", jsonInit("POST", alice, admin));
     expect(res.status).toBe(201);
-    expect(attempts).toBe(3);
+    expect(attempts).toHaveLength(3);
     expect((await env.SESSIONS.list()).keys).toHaveLength(1);
   });
 
   it("answers 503 rather than dropping a write KV keeps rate-limiting", async () => {
-    let attempts = 0;
-    const limited = withFaults(env.CONFIG, {
-      put: () => {
-        attempts += 1;
-        return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
-      },
-    });
+    const { kv: limited, attempts } = rateLimitedPuts(env.CONFIG, Infinity);
     const res = await appClient({}, { CONFIG: limited })("/api/features/f", jsonInit("PUT", { enabled: true }, admin));
     expect(await errorOf(res)).toMatchObject({ status: 503, code: "unavailable" });
-    expect(attempts).toBe(3);
+    expect(attempts).toHaveLength(3);
   });
 });

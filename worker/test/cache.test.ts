@@ -1,10 +1,10 @@
 import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { ORIGIN_RETRY_AFTER_MS } from "../src/routes/cache";
 import { CACHE_STALE_SECONDS, PRODUCT_ID_PATTERN, productKey } from "../src/contract";
-import { admin, appClient, countingKv, errorOf } from "./helpers";
+import { admin, appClient, countingKv, errorOf, type OriginReply, stubOrigin } from "./helpers";
 
 // The origin is stubbed by spying on this isolate's fetch, so requests go through an app
 // created here rather than through exports.default, whose module has its own globals.
@@ -14,23 +14,6 @@ beforeEach(async () => {
   call = appClient();
 });
 afterEach(() => vi.restoreAllMocks());
-
-type OriginReply = Response | Error | "hang";
-
-/** Stubs the origin: each call takes the next reply (the last one repeats) and the requested URLs are recorded. */
-function stubOrigin(...replies: OriginReply[]): { urls: string[]; spy: MockInstance } {
-  const urls: string[] = [];
-  const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    urls.push(input instanceof Request ? input.url : String(input));
-    const reply = replies[Math.min(urls.length, replies.length) - 1];
-    if (reply === "hang") {
-      return new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
-    }
-    if (reply instanceof Error || reply === undefined) throw reply ?? new Error("no reply");
-    return reply.clone();
-  });
-  return { urls, spy };
-}
 
 const productJson = (name: string) => Response.json({ id: "p1", name });
 

@@ -1,6 +1,7 @@
 import { reset } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, type AppRoute, appRoutes, BASE, client, expectEnvelope, kvSnapshot } from "./harness";
+import { ADMIN_TOKEN, appFetch, BASE } from "../helpers";
+import { type AppRoute, appRoutes, expectEnvelope, kvSnapshot } from "./harness";
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -37,19 +38,19 @@ describe("auth coverage", () => {
   describe.each(ROUTES)("$method $path", ({ method, path }) => {
     it.each(BAD_CREDENTIALS)("answers 401 JSON to %s and writes nothing", async (_what, headers) => {
       const before = await kvSnapshot();
-      const res = await client()(new Request(urlFor(path), { method, headers }));
+      const res = await appFetch()(new Request(urlFor(path), { method, headers }));
       await expectEnvelope(res, 401, "unauthorized");
       expect(await kvSnapshot()).toEqual(before);
     });
 
     it("admits the admin token (so the 401 above is the token's doing)", async () => {
-      const res = await client()(new Request(urlFor(path), { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } }));
+      const res = await appFetch()(new Request(urlFor(path), { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } }));
       expect(res.status).not.toBe(401);
     });
 
     it("stays closed when the Worker has no ADMIN_TOKEN", async () => {
       for (const authorization of ["", "Bearer ", "Bearer undefined", "Bearer null"]) {
-        const res = await client({}, { ADMIN_TOKEN: undefined })(new Request(urlFor(path), { method, headers: authorization ? { Authorization: authorization } : {} }));
+        const res = await appFetch({}, { ADMIN_TOKEN: undefined })(new Request(urlFor(path), { method, headers: authorization ? { Authorization: authorization } : {} }));
         expect([401, 503]).toContain(res.status);
         await expectEnvelope(res);
       }

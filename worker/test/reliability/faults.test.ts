@@ -2,9 +2,9 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type CacheMetadata, decodeFlag, decodeSession, flagKey, productKey, sessionKey } from "../../src/contract";
-import { ADMIN_TOKEN, appRoutes, BASE, client, expectEnvelope, kvSnapshot } from "./harness";
+import { admin, appFetch, BASE, type OriginReply, rateLimitedPuts, stubOrigin } from "../helpers";
+import { appRoutes, expectEnvelope, kvSnapshot } from "./harness";
 
-const admin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
 const SESSION_ID = "s".repeat(32);
 const jsonRequest = (method: string, path: string, body: unknown) =>
   new Request(`${BASE}${path}`, { method, headers: { ...admin, "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -36,33 +36,6 @@ function brokenKv(kv: KVNamespace, fault: () => unknown): KVNamespace {
   return new Proxy(kv, { get: (target, prop) => (typeof Reflect.get(target, prop) === "function" ? fault : Reflect.get(target, prop)) });
 }
 
-/** The real binding, with `put` answering KV's rate-limit error `times` times first. */
-function rateLimitedPuts(kv: KVNamespace, times: number) {
-  const attempts: string[] = [];
-  const wrapped = new Proxy(kv, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (prop !== "put") return typeof value === "function" ? value.bind(target) : value;
-      return (...args: Parameters<KVNamespace["put"]>) => {
-        attempts.push(args[0]);
-        if (attempts.length <= times) return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
-        return target.put(...args);
-      };
-    },
-  });
-  return { kv: wrapped, attempts };
-}
-
-type OriginReply = Response | Error | "hang";
-/** Replaces the origin (this isolate's fetch) with one reply; "hang" answers only when the caller aborts. */
-function stubOrigin(reply: OriginReply) {
-  return vi.spyOn(globalThis, "fetch").mockImplementation(async (_input, init) => {
-    if (reply === "hang") return new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
-    if (reply instanceof Error) throw reply;
-    return reply.clone();
-  });
-}
-
 let logged: ReturnType<typeof vi.spyOn>;
 beforeEach(async () => {
   await reset();
@@ -80,7 +53,7 @@ describe("KV faults", () => {
     it.each(CASES)("answers $route with 503 JSON and Retry-After, and logs it", async ({ request }) => {
       stubOrigin(Response.json({ id: "p1" }));
       const broken = { SESSIONS: brokenKv(env.SESSIONS, fault), CACHE: brokenKv(env.CACHE, fault), CONFIG: brokenKv(env.CONFIG, fault) };
-      const res = await client({ kvTimeoutMs: 20 }, broken)(request());
+      const res = await appFetch({ kvTimeoutMs: 20 }, broken)(request());
       expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
       await expectEnvelope(res, 503, "unavailable");
       expect(logged).toHaveBeenCalled();
@@ -104,8 +77,8 @@ describe("origin faults", () => {
 
   it.each(REPLIES)("serves the stale copy as STALE when the origin %s", async (_what, reply) => {
     await seedStaleCopy("p-stale");
-    const origin = stubOrigin(reply);
-    const res = await client({ originTimeoutMs: 30 })(new Request(`${BASE}/api/products/p-stale`));
+    const { spy: origin } = stubOrigin(reply);
+    const res = await appFetch({ originTimeoutMs: 30 })(new Request(`${BASE}/api/products/p-stale`));
     expect(res.status).toBe(200);
     expect(res.headers.get("X-Cache")).toBe("STALE");
     expect(await res.json()).toEqual({ id: "p-stale", name: "old lamp" });
@@ -114,7 +87,7 @@ describe("origin faults", () => {
 
   it.each(REPLIES)("answers 502 JSON when the origin %s and there is no copy", async (_what, reply) => {
     stubOrigin(reply);
-    const res = await client({ originTimeoutMs: 30 })(new Request(`${BASE}/api/products/p-none`));
+    const res = await appFetch({ originTimeoutMs: 30 })(new Request(`${BASE}/api/products/p-none`));
     await expectEnvelope(res, 502, "origin_error");
     expect(await env.CACHE.get(productKey("p-none"))).toBeNull();
   });
@@ -123,7 +96,7 @@ describe("origin faults", () => {
 describe("KV's one-write-per-second limit (429)", () => {
   it("retries a session write refused with 429, and the session is really stored", async () => {
     const { kv, attempts } = rateLimitedPuts(env.SESSIONS, 1);
-    const res = await client({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
+    const res = await appFetch({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
     expect(res.status).toBe(201);
     const { sessionId } = (await res.json()) as { sessionId: string };
     expect(attempts).toEqual([sessionKey(sessionId), sessionKey(sessionId)]);
@@ -133,7 +106,7 @@ describe("KV's one-write-per-second limit (429)", () => {
 
   it("retries a flag write refused with 429, and the flag is really stored", async () => {
     const { kv, attempts } = rateLimitedPuts(env.CONFIG, 1);
-    const res = await client({}, { CONFIG: kv })(jsonRequest("PUT", "/api/features/rollout", { enabled: true, percentage: 5 }));
+    const res = await appFetch({}, { CONFIG: kv })(jsonRequest("PUT", "/api/features/rollout", { enabled: true, percentage: 5 }));
     expect(res.status).toBe(200);
     expect(attempts).toHaveLength(2);
     const stored = await env.CONFIG.get(flagKey("rollout"));
@@ -143,7 +116,7 @@ describe("KV's one-write-per-second limit (429)", () => {
   it("tells the client 503 with Retry-After when KV keeps refusing, and nothing is stored", async () => {
     const { kv, attempts } = rateLimitedPuts(env.SESSIONS, Infinity);
     const before = await kvSnapshot();
-    const res = await client({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
+    const res = await appFetch({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
     expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
     await expectEnvelope(res, 503, "unavailable");
     expect(attempts.length).toBeGreaterThan(1);

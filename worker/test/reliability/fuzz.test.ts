@@ -2,7 +2,8 @@ import { reset } from "cloudflare:test";
 import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { decodeFlag, decodeSession, KEY_PREFIX } from "../../src/contract";
-import { ADMIN_TOKEN, appRoutes, BASE, client, expectEnvelope, kvSnapshot } from "./harness";
+import { ADMIN_TOKEN, appFetch, BASE } from "../helpers";
+import { appRoutes, expectEnvelope, kvSnapshot } from "./harness";
 
 /** The contract's body limit: anything larger is a 413. */
 const MAX_BODY_BYTES = 16 * 1024;
@@ -146,13 +147,13 @@ function toRequest({ method, path, query, headers, body }: Fuzzed): Request {
 
 // ---------------------------------------------------------------------------
 
-let fetchApp: ReturnType<typeof client>;
+let fetchApp: ReturnType<typeof appFetch>;
 beforeAll(() => {
   // The origin answers every product, so any 5xx would come from the Worker itself.
   vi.spyOn(globalThis, "fetch").mockImplementation(async () => Response.json({ id: "fuzz", name: "fuzzed product" }));
   // Rejected input is logged by design; keep the output readable.
   vi.spyOn(console, "error").mockImplementation(() => {});
-  fetchApp = client();
+  fetchApp = appFetch();
 });
 beforeEach(() => reset());
 afterAll(() => vi.restoreAllMocks());

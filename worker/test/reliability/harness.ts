@@ -1,19 +1,8 @@
-/** What the reliability tests share: an app over chosen bindings, the error envelope, KV snapshots, the app's routes. */
+/** What the reliability tests share besides ../helpers: the error envelope, KV snapshots, the app's routes. */
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { type AppOptions, createApp } from "../../src/app";
+import { createApp } from "../../src/app";
 import { KV_BINDINGS } from "../../src/contract";
-import type { Env } from "../../src/env";
-
-export const ADMIN_TOKEN = "test-admin-token";
-export const BASE = "http://worker.test";
-
-/** A fresh app (own isolate caches) over the test bindings, some of them replaced. */
-export function client(options: AppOptions = {}, overrides: Partial<Env> = {}) {
-  const app = createApp(options);
-  const bindings: Env = { ...env, ...overrides };
-  return (request: Request) => app.fetch(request, bindings);
-}
 
 /** Asserts the JSON error envelope `{error, code}` and returns it. */
 export async function expectEnvelope(res: Response, status?: number, code?: string) {
