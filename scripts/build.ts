@@ -9,7 +9,9 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import * as esbuild from "esbuild";
+import { CliError, isMain, runCommand } from "./lib/cli";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DIST = join(ROOT, "dist");
@@ -60,11 +62,9 @@ export async function build(options: BuildOptions = {}): Promise<Manifest> {
     define: { __BUILD_VERSION__: JSON.stringify(pkg.version) },
     logLevel: "warning",
     absWorkingDir: ROOT,
-    metafile: false,
   });
   if (result.errors.length > 0) throw new Error(`esbuild failed: ${result.errors.map((e) => e.text).join("; ")}`);
   const bytes = await readFile(outfile);
-  const { gzipSync } = await import("node:zlib");
   const manifest: Manifest = {
     mainModule: relative(dirname(outfile), outfile),
     sha256: createHash("sha256").update(bytes).digest("hex"),
@@ -118,11 +118,15 @@ async function listFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
-const formatKiB = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+export const formatKiB = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  build({ log: (line) => console.log(line) }).catch((error: unknown) => {
-    console.error(`build failed: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
+if (isMain(import.meta.url)) {
+  runCommand("build", async () => {
+    try {
+      await build({ log: (line) => console.log(line) });
+    } catch (error) {
+      // esbuild has already printed the errors with their source locations.
+      throw new CliError(`failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
   });
 }

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import { ConfigError, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
 import { type Flag, KV_BINDINGS, SECRETS, VARS, encodeFlag, flagKey } from "../worker/src/contract";
-import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
+import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
 export const DEFAULT_STACK = "dev";
@@ -66,7 +66,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   log("Checking the Worker bundle (rebuilt when worker/src changed)…");
   const manifest = await ensureBuilt(log);
-  log(`bundle: ${relative(ROOT, BUNDLE_PATH)}, ${kib(manifest.bytes)} (${kib(manifest.gzipBytes)} gzip), sha256 ${manifest.sha256}`);
+  log(`bundle: ${relative(ROOT, BUNDLE_PATH)}, ${formatKiB(manifest.bytes)} (${formatKiB(manifest.gzipBytes)} gzip), sha256 ${manifest.sha256}`);
 
   const dataDir = options.dataDir ?? join(ROOT, ".data", stack);
   log(options.ephemeral ? "data: in memory (--ephemeral), gone when stopped" : `data: ${displayPath(dataDir)} (kept across restarts)`);
@@ -109,8 +109,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     throw error;
   }
 }
-
-const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 
 async function seedFlags(mf: Miniflare, flags: Record<string, Flag>): Promise<void> {
   const config = await mf.getKVNamespace("CONFIG");
