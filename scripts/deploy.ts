@@ -12,7 +12,7 @@ import { requireArtifact } from "./lib/delivery-artifact";
 import { askToConfirm, canConfirm } from "./lib/delivery-prompt";
 import { EXIT_MISSING_TOOL, formatChanges, openStack, PULUMI_MISSING_MESSAGE, pulumiCliVersion } from "./lib/pulumi-stack";
 
-async function main(): Promise<number> {
+async function main(): Promise<void> {
   const { values } = parseFlags(() =>
     parseArgs({
       options: {
@@ -25,10 +25,7 @@ async function main(): Promise<number> {
   const stackName = values.stack;
   if (!stackName) throw new CliError("usage: npm run deploy -- --stack <name> [--preview] [--yes]");
   const cli = await pulumiCliVersion();
-  if (!cli) {
-    console.error(`deploy: ${PULUMI_MISSING_MESSAGE}`);
-    return EXIT_MISSING_TOOL;
-  }
+  if (!cli) throw new CliError(PULUMI_MISSING_MESSAGE, EXIT_MISSING_TOOL);
   if (!values.preview && !values.yes && !canConfirm()) {
     throw new CliError(`refusing to update ${stackName} without confirmation: no terminal to ask on; pass --yes (or --preview to only look)`);
   }
@@ -43,7 +40,7 @@ async function main(): Promise<number> {
     console.log(`Previewing ${stackName}…`);
     const planned = await stack.preview();
     console.log(`\nPreview of ${stackName}: ${formatChanges(planned, "planned")}`);
-    if (values.preview) return 0;
+    if (values.preview) return;
     if (!(await askToConfirm(`Deploy these changes to ${stackName}?`))) throw new CliError(`deployment cancelled; ${stackName} was not changed`);
   }
 
@@ -63,11 +60,6 @@ async function main(): Promise<number> {
   if (outputs.bundleSha256 !== manifest.sha256) {
     throw new CliError(`${stackName} reports bundle sha256 ${outputs.bundleSha256 ?? "(none)"}, but dist/ holds ${manifest.sha256}: the program did not deploy the verified build`);
   }
-  return 0;
 }
 
-if (isMain(import.meta.url)) {
-  runCommand("deploy", async () => {
-    process.exitCode = await main();
-  });
-}
+if (isMain(import.meta.url)) runCommand("deploy", main);

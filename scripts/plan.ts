@@ -15,14 +15,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import * as pulumi from "@pulumi/pulumi";
 import type { Bundle } from "../infra/components/worker-service";
 import { type Recording, recordStack } from "../infra/plan/record";
 import { diffRecordings, renderMermaid, renderTable, toJson } from "../infra/plan/render";
-import { ConfigError, loadStackConfig, readStackFiles } from "../infra/stack-file";
+import { loadStackConfig, readStackFiles } from "../infra/stack-file";
 import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
+import { isMain, parseFlags, runCommand } from "./lib/cli";
 
 export const PLANS_DIR = join(ROOT, "infra/plans");
 export const snapshotPath = (stack: string) => join(PLANS_DIR, `${stack}.txt`);
@@ -45,16 +44,18 @@ async function liveBundle(log: (line: string) => void): Promise<Bundle> {
 }
 
 async function main() {
-  const { values, positionals } = parseArgs({
-    options: {
-      stack: { type: "string", default: "dev" },
-      json: { type: "boolean", default: false },
-      mermaid: { type: "boolean", default: false },
-      diff: { type: "boolean", default: false },
-      update: { type: "boolean", default: false },
-    },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parseFlags(() =>
+    parseArgs({
+      options: {
+        stack: { type: "string", default: "dev" },
+        json: { type: "boolean", default: false },
+        mermaid: { type: "boolean", default: false },
+        diff: { type: "boolean", default: false },
+        update: { type: "boolean", default: false },
+      },
+      allowPositionals: true,
+    }),
+  );
   // Progress goes to stderr so that --json and --mermaid output can be piped.
   const log = (line: string) => console.error(line);
 
@@ -82,10 +83,4 @@ async function main() {
   log(`plan for ${stack}: ${recording.resources.filter((r) => r.custom).length} resources, bundle ${BUNDLE_PATH.slice(ROOT.length + 1)}`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((error: unknown) => {
-    const expected = error instanceof ConfigError || pulumi.RunError.isInstance(error) || (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION";
-    console.error(`plan failed: ${expected ? (error as Error).message : error instanceof Error ? error.stack : String(error)}`);
-    process.exit(1);
-  });
-}
+if (isMain(import.meta.url)) runCommand("plan", main);

@@ -102,7 +102,7 @@ export function rollbackSteps(stack: string, failedVersion: number, history: Sta
   return lines;
 }
 
-async function main(): Promise<number> {
+async function main(): Promise<void> {
   const { values } = parseFlags(() =>
     parseArgs({
       options: { from: { type: "string" }, to: { type: "string" }, yes: { type: "boolean", default: false } },
@@ -110,10 +110,7 @@ async function main(): Promise<number> {
   );
   if (!values.from || !values.to) throw new CliError("usage: npm run promote -- --from <stack> --to <stack> [--yes]");
   if (values.from === values.to) throw new CliError(`--from and --to are both "${values.from}"`);
-  if (!(await pulumiCliVersion())) {
-    console.error(`promote: ${PULUMI_MISSING_MESSAGE}`);
-    return EXIT_MISSING_TOOL;
-  }
+  if (!(await pulumiCliVersion())) throw new CliError(PULUMI_MISSING_MESSAGE, EXIT_MISSING_TOOL);
   if (!values.yes && !canConfirm()) throw new CliError(`refusing to update ${values.to} without confirmation: no terminal to ask on; pass --yes`);
   const log = (line: string) => console.log(line);
   const engine = (chunk: string) => process.stdout.write(chunk);
@@ -126,11 +123,6 @@ async function main(): Promise<number> {
     yes: values.yes,
     log,
   });
-  return 0;
 }
 
-if (isMain(import.meta.url)) {
-  runCommand("promote", async () => {
-    process.exitCode = await main();
-  });
-}
+if (isMain(import.meta.url)) runCommand("promote", main);

@@ -13,7 +13,7 @@ import { createServer } from "node:net";
 import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
-import { ConfigError, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
+import { loadStackConfig, workerVars } from "../infra/stack-file";
 import { type Flag, KV_BINDINGS, SECRETS, VARS, encodeFlag, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
@@ -21,15 +21,6 @@ import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from 
 export const DEFAULT_STACK = "dev";
 export const DEFAULT_PORT = 8787;
 export const DEFAULT_HOST = "127.0.0.1";
-
-/** The stack's validated config (Pulumi.yaml defaults + Pulumi.<stack>.yaml), as `pulumi up` would deploy it. */
-export function stackSettings(stack: string): StackConfig {
-  try {
-    return loadStackConfig(stack);
-  } catch (error) {
-    throw error instanceof ConfigError ? new CliError(error.message) : error;
-  }
-}
 
 export interface LocalStackOptions {
   /** Whose config to run with; also names the data folder. Default `dev`, reported as ENVIRONMENT=local. */
@@ -59,7 +50,8 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => {});
   const stack = options.stack ?? DEFAULT_STACK;
-  const settings = stackSettings(stack);
+  // Pulumi.yaml defaults + Pulumi.<stack>.yaml, validated as `pulumi up` reads them.
+  const settings = loadStackConfig(stack);
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
   await assertPortFree(host, port);

@@ -9,16 +9,15 @@
 import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import * as v from "valibot";
-import { ConfigError, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
+import { type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
 import { KV_BINDINGS } from "../worker/src/contract";
 import { ROOT } from "./build";
+import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
+import { EXIT_MISSING_TOOL } from "./lib/pulumi-stack";
 
 export const WRANGLER_CONFIG_PATH = join(ROOT, "wrangler.jsonc");
-/** Exit code for "a tool this command needs is missing". */
-const EXIT_MISSING_TOOL = 2;
 
 const NamespaceIds = v.strictObject(Object.fromEntries(KV_BINDINGS.map((b) => [b, v.pipe(v.string(), v.minLength(1))])));
 /** The stack outputs this command needs (names as infra/index.ts exports them). */
@@ -30,25 +29,16 @@ const Outputs = v.object({
 });
 export type Outputs = v.InferOutput<typeof Outputs>;
 
-class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
-
 export function parseOutputs(json: string, source: string): Outputs {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
   } catch {
-    throw new UsageError(`${source} is not JSON (expected \`pulumi stack output --json\`)`);
+    throw new CliError(`${source} is not JSON (expected \`pulumi stack output --json\`)`);
   }
   const parsed = v.safeParse(Outputs, raw);
   if (!parsed.success) {
-    throw new UsageError(`${source} is missing stack outputs: ${parsed.issues.map((i) => v.getDotPath(i) ?? i.message).join(", ")}`);
+    throw new CliError(`${source} is missing stack outputs: ${parsed.issues.map((i) => v.getDotPath(i) ?? i.message).join(", ")}`);
   }
   return parsed.output as Outputs;
 }
@@ -86,31 +76,33 @@ async function stackOutputsFromCli(stack: string): Promise<string> {
     return stdout;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new UsageError(
+      throw new CliError(
         `the Pulumi CLI is not installed; pass the outputs from a machine that has it: --outputs <file> (from \`pulumi stack output --json --stack ${stack}\`)`,
         EXIT_MISSING_TOOL,
       );
     }
-    throw new UsageError(`pulumi stack output failed for stack ${stack}: ${(error as { stderr?: string }).stderr?.trim() || String(error)}`);
+    throw new CliError(`pulumi stack output failed for stack ${stack}: ${(error as { stderr?: string }).stderr?.trim() || String(error)}`);
+  }
+}
+
+function readOutputsFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { stack: { type: "string", default: "dev" }, outputs: { type: "string" } } });
+  const { values } = parseFlags(() => parseArgs({ options: { stack: { type: "string", default: "dev" }, outputs: { type: "string" } } }));
   const stack = values.stack;
   const config = loadStackConfig(stack);
   console.log(values.outputs ? `reading outputs of stack ${stack} from ${values.outputs}` : `reading outputs of stack ${stack} with pulumi stack output`);
   const source = values.outputs ?? `pulumi stack output --stack ${stack}`;
-  const json = values.outputs ? readFileSync(values.outputs, "utf8") : await stackOutputsFromCli(stack);
+  const json = values.outputs ? readOutputsFile(values.outputs) : await stackOutputsFromCli(stack);
   const wrangler = wranglerConfig(config, parseOutputs(json, source));
   writeFileSync(WRANGLER_CONFIG_PATH, renderWranglerConfig(stack, wrangler));
   console.log(`wrote wrangler.jsonc for ${wrangler.name}: ${wrangler.kv_namespaces.map((ns) => `${ns.binding}=${ns.id} (preview ${ns.preview_id})`).join(", ")}`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((error: unknown) => {
-    const expected = error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code === "ENOENT";
-    console.error(`wrangler-config failed: ${expected ? (error as Error).message : error instanceof Error ? error.stack : String(error)}`);
-    process.exit(error instanceof UsageError ? error.exitCode : 1);
-  });
-}
+if (isMain(import.meta.url)) runCommand("wrangler-config", main);

@@ -6,13 +6,21 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
+import { ConfigError } from "../../infra/stack-file";
 
 /** The git-ignored file of local settings and secrets, at the repository root. */
 export const DEV_VARS_PATH = fileURLToPath(new URL("../../.dev.vars", import.meta.url));
 
-/** An expected failure: printed as one line, without a stack trace. */
+/** An expected failure: printed as one line, without a stack trace, and exits with `exitCode`. */
 export class CliError extends Error {
   override name = "CliError";
+  constructor(
+    message: string,
+    /** 1, or e.g. 2 when a tool the command needs is missing. */
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
 }
 
 /** True when the module at `moduleUrl` is the script node/tsx was asked to run. */
@@ -20,13 +28,15 @@ export const isMain = (moduleUrl: string) =>
   process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(moduleUrl);
 
 /**
- * Runs a command's main function; an expected failure prints
- * `<command>: <message>` and exits 1, anything else also prints its stack.
+ * Runs a command's main function. An expected failure (a CliError, or a stack
+ * config the user must fix) prints `<command>: <message>` and exits with its
+ * code; anything else also prints its stack and exits 1.
  */
 export function runCommand(command: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {
-    console.error(`${command}: ${error instanceof CliError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    process.exit(1);
+    const expected = error instanceof CliError || error instanceof ConfigError;
+    console.error(`${command}: ${expected ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(error instanceof CliError ? error.exitCode : 1);
   });
 }
 

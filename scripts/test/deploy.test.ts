@@ -42,4 +42,10 @@ describe("delivery commands without a Pulumi CLI", () => {
     );
     expect(stdout).toBe("");
   }, 30_000);
+
+  it("npm run wrangler-config exits 2 and points to --outputs", async () => {
+    const { code, stderr } = await run("wrangler-config", ["--stack", "dev"]);
+    expect(code).toBe(2);
+    expect(stderr.trim()).toMatch(/^wrangler-config: the Pulumi CLI is not installed; pass the outputs .* --outputs <file>/);
+  }, 30_000);
 });
