@@ -17,7 +17,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon, { type RequestStep } from "autocannon";
-import { KEY_PREFIX, productKey, sessionKey } from "../worker/src/contract";
+import { flagKey, productKey, sessionKey } from "../worker/src/contract";
 import { ROOT } from "./build";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { machineInfo, renderMarkdown, renderTable, REPORT_PATH, RESULTS_PATH, type BenchResults, type ScenarioResult, type Target } from "./lib/bench-report";
@@ -131,7 +131,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       name: "flag-list",
       description: `GET /api/features (admin) with ${FLAG_COUNT} flags`,
       reference: "one-get",
-      referenceStep: { path: `/CONFIG/${encodeURIComponent(`${KEY_PREFIX.flag}${HOT_FLAG}`)}` },
+      referenceStep: { path: `/CONFIG/${encodeURIComponent(flagKey(HOT_FLAG))}` },
       step: { path: "/api/features", headers: admin },
       targets: [kvOpsEqual(1, `1 KV operation for ${FLAG_COUNT} flags`)],
       beyondReference: `lists ${FLAG_COUNT} keys with metadata and serialises ${FLAG_COUNT} flags`,
