@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { OFREP_ERROR_CODES, type OfrepErrorCode } from "./api-schemas";
 
 /** Machine codes of the error envelope, by HTTP status. */
 const CODES: Partial<Record<number, string>> = {
@@ -38,6 +39,7 @@ export const unavailable = (message: string) =>
  * logged and answered with a bare 500 that leaks no detail.
  */
 export function errorResponse(err: Error, c: Context) {
+  if (c.req.path.startsWith(OFREP_PATH)) return ofrepErrorResponse(err, c);
   if (err instanceof ApiError) return c.json({ error: err.message, code: err.code }, err.status, err.headers);
   if (err instanceof HTTPException && err.status < 500) {
     const status = err.status as ContentfulStatusCode;
@@ -45,4 +47,35 @@ export function errorResponse(err: Error, c: Context) {
   }
   console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
   return c.json({ error: "internal error", code: "internal_error" }, 500);
+}
+
+/** Where OpenFeature's remote evaluation protocol is served; its clients read OFREP's error shape. */
+const OFREP_PATH = "/ofrep/";
+const SINGLE_FLAG_PATH = /^\/ofrep\/v1\/evaluate\/flags\/([^/]+)$/;
+
+/**
+ * OFREP's error shape, `{key?, errorCode, errorDetails}` (key on the
+ * single-flag route), with the status and headers (Retry-After, Allow) the
+ * envelope would have had. A route's own codes (PARSE_ERROR, INVALID_CONTEXT,
+ * FLAG_NOT_FOUND) are kept; a malformed body is PARSE_ERROR; the rest is GENERAL.
+ */
+function ofrepErrorResponse(err: Error, c: Context) {
+  const encodedKey = SINGLE_FLAG_PATH.exec(c.req.path)?.[1];
+  const key = encodedKey === undefined ? {} : { key: safeDecode(encodedKey) };
+  if (!(err instanceof ApiError) && !(err instanceof HTTPException && err.status < 500)) {
+    console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
+    return c.json({ ...key, errorCode: "GENERAL", errorDetails: "internal error" }, 500);
+  }
+  const own = err instanceof ApiError && (OFREP_ERROR_CODES as readonly string[]).includes(err.code);
+  const errorCode: OfrepErrorCode = own ? (err.code as OfrepErrorCode) : err.status === 400 ? "PARSE_ERROR" : "GENERAL";
+  const headers = err instanceof ApiError ? err.headers : {};
+  return c.json({ ...key, errorCode, errorDetails: err.message || "request rejected" }, err.status as ContentfulStatusCode, headers);
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }

@@ -7,6 +7,7 @@ import { ApiError } from "../errors";
 type Target = "json" | "param" | "query";
 const WHAT: Record<Target, string> = { json: "request body", param: "path", query: "query string" };
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+export const isJsonMediaType = (contentType: string | undefined) => JSON_MEDIA_TYPE.test(contentType ?? "");
 
 /**
  * Validates one part of the request with a valibot schema, so the handler
@@ -19,7 +20,7 @@ export function validate<T extends Target, S extends v.GenericSchema>(
   schema: S,
 ): MiddlewareHandler<any, string, { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }> {
   return validator(target as keyof ValidationTargets, (value, c) => {
-    if (target === "json" && !JSON_MEDIA_TYPE.test(c.req.header("Content-Type") ?? "")) {
+    if (target === "json" && !isJsonMediaType(c.req.header("Content-Type"))) {
       throw new ApiError(400, "invalid_request", "request body must be JSON sent with Content-Type: application/json");
     }
     // Valibot's object schemas also accept arrays.

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
-import * as v from "valibot";
-import { CACHE_TTL, PRODUCT_ID_PATTERN, ttlFrom } from "../contract";
+import { ProductParams, PurgeQuery } from "../api-schemas";
+import { CACHE_TTL, ttlFrom } from "../contract";
 import { setBounded } from "../bounded-map";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
@@ -9,14 +9,6 @@ import { requireAdmin } from "../middleware/admin";
 import { validate } from "../middleware/validate";
 import { cacheStore, type CachedProduct } from "../stores/cache";
 import type { Deps } from "../app";
-
-const ProductParams = v.object({
-  id: v.pipe(v.string(), v.regex(PRODUCT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : - and not . or ..")),
-});
-const PurgeQuery = v.object({
-  prefix: v.pipe(v.string("is required"), v.minLength(1, "must not be empty"), v.maxLength(512)),
-  cursor: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024))),
-});
 
 /** What the origin said about one product. */
 type OriginAnswer = { kind: "found"; body: string } | { kind: "missing" } | { kind: "failed"; reason: string };

@@ -1,18 +1,14 @@
 import { Hono } from "hono/tiny";
-import * as v from "valibot";
-import { Flag, FLAG_NAME_PATTERN } from "../contract";
+import { EvaluationQuery, FlagParams } from "../api-schemas";
+import { Flag } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
 import { requireAdmin } from "../middleware/admin";
 import { jsonBody, validate } from "../middleware/validate";
 import { FlagCache, flagStore } from "../stores/flags";
+import { ofrepRoutes } from "./ofrep";
 import type { Deps } from "../app";
-
-const FlagParams = v.object({
-  name: v.pipe(v.string(), v.regex(FLAG_NAME_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit")),
-});
-const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), v.maxLength(256))) });
 
 /** Flags declared as code in the stack config belong to `pulumi up`, not to this API. */
 function refuseIfManaged(managedFlags: string | undefined, name: string) {
@@ -26,6 +22,14 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
   // FLAG_ISOLATE_TTL_SECONDS: a change made through another isolate shows
   // here within that bound plus KV's own ~60 s propagation.
   const cache = new FlagCache(now);
+  /** A flag through the isolate's cache: no KV operation while it is trusted. */
+  async function readFlag(config: KVNamespace, name: string) {
+    const cached = cache.get(name);
+    if (cached.hit) return cached.flag;
+    const flag = await flagStore(config, kvTimeoutMs).get(name);
+    cache.set(name, flag);
+    return flag;
+  }
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids.
@@ -33,13 +37,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
     .get("/api/features/:name", validate("param", FlagParams), validate("query", EvaluationQuery), async (c) => {
       const { name } = c.req.valid("param");
       const { userId } = c.req.valid("query");
-      const cached = cache.get(name);
-      let flag = cached.hit ? cached.flag : undefined;
-      if (!cached.hit) {
-        flag = await flagStore(c.env.CONFIG, kvTimeoutMs).get(name);
-        cache.set(name, flag);
-      }
-      return c.json({ name, ...evaluateFlag(name, flag, userId) });
+      return c.json({ name, ...evaluateFlag(name, await readFlag(c.env.CONFIG, name), userId) });
     })
     .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {
       const { name } = c.req.valid("param");
@@ -55,5 +53,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       await flagStore(c.env.CONFIG, kvTimeoutMs).delete(name);
       cache.set(name, undefined);
       return c.body(null, 204);
-    });
+    })
+    // The same flags, rules and isolate cache, spoken as OpenFeature's remote evaluation protocol.
+    .route("/", ofrepRoutes({ kvTimeoutMs, readFlag }));
 }

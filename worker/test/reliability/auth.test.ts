@@ -6,13 +6,21 @@ import { type AppRoute, appRoutes, expectEnvelope, kvSnapshot } from "./harness"
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /**
+ * OpenFeature's remote evaluation protocol reads flags with POST (the context
+ * is a body); these are evaluations, public like GET /api/features/:name.
+ */
+const PUBLIC_EVALUATION = /^\/ofrep\/v1\/evaluate\//;
+
+/**
  * Routes that must refuse an anonymous caller, derived from what the app
  * registers: every mutating route, and every listing route (a GET on a
  * collection, i.e. a path that also has a `/:param` child).
  */
 function protectedRoutes(routes: AppRoute[]): AppRoute[] {
   const isCollection = (path: string) => routes.some((r) => r.path.startsWith(`${path}/:`));
-  return routes.filter((r) => MUTATING.has(r.method) || (r.method === "GET" && !r.path.includes(":") && isCollection(r.path)));
+  return routes.filter(
+    (r) => (MUTATING.has(r.method) && !PUBLIC_EVALUATION.test(r.path)) || (r.method === "GET" && !r.path.includes(":") && isCollection(r.path)),
+  );
 }
 
 /** A concrete URL for a route pattern; the value fits every id and name pattern in the contract. */
@@ -33,6 +41,15 @@ describe("auth coverage", () => {
     // Seven today (sessions, cache, purge, flags); fewer means the enumeration broke.
     expect(ROUTES.length).toBeGreaterThanOrEqual(7);
     expect(ROUTES.some((r) => r.method === "GET")).toBe(true);
+  });
+
+  it("leaves OpenFeature's evaluation routes open, as GET /api/features/:name is", async () => {
+    const evaluations = appRoutes().filter((r) => PUBLIC_EVALUATION.test(r.path));
+    expect(evaluations.map((r) => `${r.method} ${r.path}`).sort()).toEqual(["POST /ofrep/v1/evaluate/flags", "POST /ofrep/v1/evaluate/flags/:key"]);
+    for (const { method, path } of evaluations) {
+      const res = await appFetch()(new Request(urlFor(path), { method, headers: { "Content-Type": "application/json" }, body: "{}" }));
+      expect([200, 404]).toContain(res.status);
+    }
   });
 
   describe.each(ROUTES)("$method $path", ({ method, path }) => {

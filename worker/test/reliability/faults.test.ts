@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type CacheMetadata, decodeFlag, decodeSession, flagKey, productKey, sessionKey } from "../../src/contract";
 import { admin, appFetch, BASE, type OriginReply, rateLimitedPuts, stubOrigin } from "../helpers";
-import { appRoutes, expectEnvelope, kvSnapshot } from "./harness";
+import { appRoutes, expectEnvelope, expectOfrepError, kvSnapshot } from "./harness";
 
 const SESSION_ID = "s".repeat(32);
 const jsonRequest = (method: string, path: string, body: unknown) =>
@@ -21,7 +21,11 @@ const CASES: { route: string; request: () => Request }[] = [
   { route: "GET /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout?userId=u-1`) },
   { route: "PUT /api/features/:name", request: () => jsonRequest("PUT", "/api/features/checkout", { enabled: true }) },
   { route: "DELETE /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout`, { method: "DELETE", headers: admin }) },
+  { route: "POST /ofrep/v1/evaluate/flags/:key", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags/checkout", { context: { targetingKey: "u-1" } }) },
+  { route: "POST /ofrep/v1/evaluate/flags", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags", { context: { targetingKey: "u-1" } }) },
 ];
+/** Routes that never touch KV. */
+const NO_KV = new Set(["GET /health", "GET /openapi.json"]);
 
 const KV_FAULTS = {
   throws: () => {
@@ -44,18 +48,19 @@ beforeEach(async () => {
 afterEach(() => vi.restoreAllMocks());
 
 describe("KV faults", () => {
-  it("covers every route the app registers except /health", () => {
-    const registered = appRoutes().map((r) => `${r.method} ${r.path}`).filter((r) => r !== "GET /health");
+  it("covers every route the app registers that touches KV", () => {
+    const registered = appRoutes().map((r) => `${r.method} ${r.path}`).filter((r) => !NO_KV.has(r));
     expect(CASES.map((c) => c.route).sort()).toEqual(registered.sort());
   });
 
   describe.each(Object.entries(KV_FAULTS))("when every KV operation %s", (_fault, fault) => {
-    it.each(CASES)("answers $route with 503 JSON and Retry-After, and logs it", async ({ request }) => {
+    it.each(CASES)("answers $route with 503 JSON and Retry-After, and logs it", async ({ route, request }) => {
       stubOrigin(Response.json({ id: "p1" }));
       const broken = { SESSIONS: brokenKv(env.SESSIONS, fault), CACHE: brokenKv(env.CACHE, fault), CONFIG: brokenKv(env.CONFIG, fault) };
       const res = await appFetch({ kvTimeoutMs: 20 }, broken)(request());
       expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
-      await expectEnvelope(res, 503, "unavailable");
+      if (route.includes(" /ofrep/")) await expectOfrepError(res, 503, "GENERAL");
+      else await expectEnvelope(res, 503, "unavailable");
       expect(logged).toHaveBeenCalled();
     });
   });

@@ -17,6 +17,21 @@ export async function expectEnvelope(res: Response, status?: number, code?: stri
   return body as { error: string; code: string };
 }
 
+/** Asserts OFREP's error shape `{key?, errorCode, errorDetails}` (the /ofrep/ routes' errors) and returns it. */
+export async function expectOfrepError(res: Response, status?: number, errorCode?: string) {
+  if (status !== undefined) expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type") ?? "").toMatch(/^application\/json/);
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(Object.keys(body).filter((k) => k !== "key").sort()).toEqual(["errorCode", "errorDetails"]);
+  expect(typeof body.errorCode).toBe("string");
+  expect(typeof body.errorDetails).toBe("string");
+  if (errorCode !== undefined) expect(body.errorCode).toBe(errorCode);
+  return body as { key?: string; errorCode: string; errorDetails: string };
+}
+
+/** The error shape a path's clients read: OFREP's under /ofrep/, the envelope everywhere else. */
+export const expectError = (path: string, res: Response) => (path.startsWith("/ofrep/") ? expectOfrepError(res) : expectEnvelope(res));
+
 /** Every key (with its value) in the three namespaces: compared before and after a rejected request. */
 export async function kvSnapshot(): Promise<Record<string, string | null>> {
   const snapshot: Record<string, string | null> = {};

@@ -1,0 +1,67 @@
+/**
+ * The schemas of what the routes answer, for the OpenAPI document, the typed
+ * client and the contract test; the routes' answers are typed against them.
+ * Never imported by the Worker at run time (only `import type`): schemas the
+ * Worker does not validate with would only add to the bundle.
+ */
+import * as v from "valibot";
+import { OFREP_ERROR_CODES } from "./api-schemas";
+import { Flag, SESSION_ID_PATTERN, SessionRecord } from "./contract";
+import type { Reason } from "./evaluate";
+
+export const ERROR_CODES = [
+  "invalid_request",
+  "unauthorized",
+  "not_found",
+  "method_not_allowed",
+  "managed_by_config",
+  "payload_too_large",
+  "origin_error",
+  "unavailable",
+  "internal_error",
+] as const;
+export const ErrorEnvelope = v.strictObject({ error: v.pipe(v.string(), v.minLength(1)), code: v.picklist(ERROR_CODES) });
+
+export const Health = v.strictObject({
+  status: v.literal("ok"),
+  environment: v.string(),
+  version: v.string(),
+  bundleSha256: v.nullable(v.string()),
+});
+
+export const SessionCreated = v.strictObject({ sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)), expiresAt: v.string() });
+export const Session = SessionRecord;
+
+/** Whatever JSON the origin answered for the product, passed through unchanged. */
+export const Product = v.unknown();
+export const Invalidated = v.strictObject({ invalidated: v.literal(true) });
+export const PurgePage = v.strictObject({
+  deleted: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  complete: v.boolean(),
+  cursor: v.optional(v.string()),
+});
+
+const REASONS = ["DISABLED", "TARGETING_MATCH", "SPLIT", "STATIC", "DEFAULT"] as const satisfies readonly Reason[];
+// Fails to compile when evaluate.ts gains a reason this list lacks.
+const everyReason: readonly (typeof REASONS)[number][] = [] as Reason[];
+void everyReason;
+
+export const FlagEvaluation = v.strictObject({ name: v.string(), enabled: v.boolean(), reason: v.picklist(REASONS) });
+export const StoredFlag = v.strictObject({ name: v.string(), ...Flag.entries });
+export const FlagList = v.array(v.strictObject({ name: v.string(), flag: Flag }));
+
+/** OFREP's flag metadata: primitive values only (the flag's other metadata entries are left out). */
+export const OfrepMetadata = v.record(v.string(), v.union([v.string(), v.number(), v.boolean()]));
+export const OfrepEvaluation = v.strictObject({
+  key: v.string(),
+  value: v.boolean(),
+  reason: v.picklist(REASONS),
+  variant: v.picklist(["on", "off"]),
+  metadata: OfrepMetadata,
+});
+export const OfrepFailure = v.strictObject({ key: v.string(), errorCode: v.picklist(OFREP_ERROR_CODES), errorDetails: v.string() });
+export const OfrepBulkEvaluation = v.strictObject({ flags: v.array(OfrepEvaluation) });
+export const OfrepBulkFailure = v.strictObject({ errorCode: v.picklist(OFREP_ERROR_CODES), errorDetails: v.string() });
+
+export type FlagEvaluation = v.InferOutput<typeof FlagEvaluation>;
+export type OfrepEvaluation = v.InferOutput<typeof OfrepEvaluation>;

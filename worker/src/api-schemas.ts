@@ -1,0 +1,40 @@
+/**
+ * The schemas the routes validate requests with. The OpenAPI document
+ * (./openapi.ts) and the typed client (client/) are built from these same
+ * schemas, so the document cannot describe a request the routes would
+ * validate differently. What the routes answer is in ./api-responses.
+ *
+ * Runtime-neutral like ./contract: imported by the Worker and, at build time, by Node.
+ */
+import * as v from "valibot";
+import { FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "./contract";
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+export const SessionParams = v.object({ id: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)) });
+export const ProductParams = v.object({
+  id: v.pipe(v.string(), v.regex(PRODUCT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : - and not . or ..")),
+});
+export const PurgeQuery = v.object({
+  prefix: v.pipe(v.string("is required"), v.minLength(1, "must not be empty"), v.maxLength(512)),
+  cursor: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024))),
+});
+export const FlagParams = v.object({
+  name: v.pipe(v.string(), v.regex(FLAG_NAME_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit")),
+});
+export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), v.maxLength(256))) });
+
+/**
+ * An OpenFeature evaluation context. `targetingKey` is the user id the rules
+ * and buckets use; other attributes are accepted (OpenFeature SDKs send them)
+ * and ignored, since no rule reads them.
+ */
+export const OfrepContext = v.looseObject({ targetingKey: v.optional(v.pipe(v.string(), v.maxLength(256))) });
+/** Unknown top-level fields are ignored rather than refused: later OFREP versions may add some. */
+export const OfrepRequest = v.object({ context: v.optional(OfrepContext) });
+
+/** The error codes of OFREP's error shape that this API answers. */
+export const OFREP_ERROR_CODES = ["PARSE_ERROR", "INVALID_CONTEXT", "FLAG_NOT_FOUND", "GENERAL"] as const;
+export type OfrepErrorCode = (typeof OFREP_ERROR_CODES)[number];
