@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { buildOpenApi } from "./scripts/lib/openapi-build.ts";
 import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS } from "./worker/src/contract.ts";
 
 /**
@@ -21,7 +22,8 @@ export default defineConfig({
             },
           }),
         ],
-        define: { __BUILD_VERSION__: JSON.stringify("test") },
+        // What scripts/build.ts defines, so GET /openapi.json serves the document built from these sources.
+        define: { __BUILD_VERSION__: JSON.stringify("test"), ...buildOpenApi("test").define },
         test: { name: "worker", include: ["worker/test/**/*.test.ts"] },
       },
       {

@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BUNDLE_BUDGET_BYTES, build } from "../build";
+import { BUNDLE_BUDGET, build, OPENAPI_PATH, overBudget } from "../build";
+import { assertValidOpenApi, buildOpenApi } from "../lib/openapi-build";
 
 // Builds into temporary folders: dist/ belongs to the global setup, which other test files read.
 const dirs: string[] = [];
@@ -24,8 +25,27 @@ describe("build", () => {
     expect(createHash("sha256").update(bytes).digest("hex")).toBe(first.manifest.sha256);
   });
 
-  it("stays within the bundle budget", async () => {
+  it("stays within the bundle budget (64 KiB minified, 24 KiB gzip)", async () => {
     const { manifest } = await buildInto();
-    expect(manifest.bytes).toBeLessThan(BUNDLE_BUDGET_BYTES);
+    expect(overBudget(manifest)).toBeUndefined();
+    expect(manifest.bytes).toBeLessThan(BUNDLE_BUDGET.bytes);
+    expect(manifest.gzipBytes).toBeLessThan(BUNDLE_BUDGET.gzipBytes);
+  });
+
+  it("names each size that is over the budget", () => {
+    expect(overBudget({ bytes: 64 * 1024 + 1, gzipBytes: 1 })).toBe("the bundle is over its budget: 64.0 KiB minified > 64.0 KiB");
+    expect(overBudget({ bytes: 1, gzipBytes: 25 * 1024 })).toBe("the bundle is over its budget: 25.0 KiB gzip > 24.0 KiB");
+    expect(overBudget({ bytes: 64 * 1024, gzipBytes: 24 * 1024 })).toBeUndefined();
+  });
+
+  it("writes dist/openapi.json, the document the bundle embeds", async () => {
+    const pkg = JSON.parse(await readFile(join(import.meta.dirname, "../../package.json"), "utf8")) as { version: string };
+    expect(await readFile(OPENAPI_PATH, "utf8")).toBe(buildOpenApi(pkg.version).text);
+  });
+
+  it("refuses an invalid document, naming the problem", async () => {
+    const document = buildOpenApi("0.0.0").document as { paths: Record<string, Record<string, { parameters?: unknown }>> };
+    delete document.paths["/sessions/{id}"]!.get!.parameters;
+    await expect(assertValidOpenApi(document)).rejects.toThrow(/the OpenAPI document is invalid: .*\bid\b/);
   });
 });

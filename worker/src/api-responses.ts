@@ -65,3 +65,10 @@ export const OfrepBulkFailure = v.strictObject({ errorCode: v.picklist(OFREP_ERR
 
 export type FlagEvaluation = v.InferOutput<typeof FlagEvaluation>;
 export type OfrepEvaluation = v.InferOutput<typeof OfrepEvaluation>;
+
+/** GET /openapi.json: checked in depth by the OpenAPI validator in the tests, here only its outline. */
+export const OpenApiDocument = v.looseObject({
+  openapi: v.literal("3.1.0"),
+  info: v.looseObject({ title: v.string(), version: v.string() }),
+  paths: v.record(v.string(), v.unknown()),
+});

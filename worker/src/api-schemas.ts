@@ -32,6 +32,8 @@ export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), 
  * and ignored, since no rule reads them.
  */
 export const OfrepContext = v.looseObject({ targetingKey: v.optional(v.pipe(v.string(), v.maxLength(256))) });
+/** OFREP's flag key: any string (one that cannot be a flag name is simply not found). */
+export const OfrepKeyParams = v.object({ key: v.string() });
 /** Unknown top-level fields are ignored rather than refused: later OFREP versions may add some. */
 export const OfrepRequest = v.object({ context: v.optional(OfrepContext) });
 

@@ -7,6 +7,7 @@ import { ApiError, errorResponse } from "./errors";
 import { cacheRoutes } from "./routes/cache";
 import { flagRoutes } from "./routes/flags";
 import { healthRoutes } from "./routes/health";
+import { openApiRoutes } from "./routes/openapi";
 import { sessionRoutes } from "./routes/sessions";
 
 export interface AppOptions {
@@ -70,6 +71,7 @@ export function createApp(options: AppOptions = {}) {
   app.route("/", sessionRoutes(deps));
   app.route("/", cacheRoutes(deps));
   app.route("/", flagRoutes(deps));
+  app.route("/", openApiRoutes());
   app.notFound((c) => errorResponse(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), c));
   app.onError(errorResponse);
   return app;
