@@ -10,7 +10,7 @@
  * compressed first. The Worker inflates it when GET /openapi.json is called.
  */
 import { deflateRawSync } from "node:zlib";
-import { openApiDocument } from "../../worker/src/openapi";
+import { openApiDocument } from "../../worker/src/openapi.ts";
 
 /** The esbuild `define` name the Worker's /openapi.json route reads (worker/src/routes/openapi.ts). */
 export const OPENAPI_DEFINE = "__OPENAPI_DEFLATED__";

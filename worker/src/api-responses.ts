@@ -5,9 +5,9 @@
  * Worker does not validate with would only add to the bundle.
  */
 import * as v from "valibot";
-import { OFREP_ERROR_CODES } from "./api-schemas";
-import { Flag, SESSION_ID_PATTERN, SessionRecord } from "./contract";
-import type { Reason } from "./evaluate";
+import { OFREP_ERROR_CODES } from "./api-schemas.ts";
+import { Flag, SESSION_ID_PATTERN, SessionRecord } from "./contract.ts";
+import type { Reason } from "./evaluate.ts";
 
 export const ERROR_CODES = [
   "invalid_request",

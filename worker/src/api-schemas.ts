@@ -7,7 +7,7 @@
  * Runtime-neutral like ./contract: imported by the Worker and, at build time, by Node.
  */
 import * as v from "valibot";
-import { FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "./contract";
+import { FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "./contract.ts";
 
 // ---------------------------------------------------------------------------
 // Requests

@@ -5,12 +5,15 @@
  * Built in Node by `npm run build` (dist/openapi.json) and embedded in the
  * bundle as text for `GET /openapi.json`; the Worker never imports this module,
  * so the JSON Schema converter costs the bundle nothing (scripts/build.ts).
+ * Imports here and in the schema modules name their `.ts` files, as
+ * vitest.config.ts's import of ./contract.ts does: Vite's config loader loads
+ * this chain too, and asks for explicit extensions.
  */
 import { toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
 import type * as v from "valibot";
-import { EvaluationQuery, FlagParams, OfrepKeyParams, OfrepRequest, ProductParams, PurgeQuery, SessionParams } from "./api-schemas";
-import * as res from "./api-responses";
-import { CACHE_TTL, Flag, FLAG_ISOLATE_TTL_SECONDS, SESSION_TTL, SessionInput } from "./contract";
+import { EvaluationQuery, FlagParams, OfrepKeyParams, OfrepRequest, ProductParams, PurgeQuery, SessionParams } from "./api-schemas.ts";
+import * as res from "./api-responses.ts";
+import { CACHE_TTL, Flag, FLAG_ISOLATE_TTL_SECONDS, SESSION_TTL, SessionInput } from "./contract.ts";
 
 /** Kept equal to the app's MAX_BODY_BYTES (a test checks): the app module cannot be imported here. */
 export const DOCUMENTED_MAX_BODY_BYTES = 16 * 1024;
