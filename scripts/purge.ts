@@ -7,12 +7,9 @@
  * The token may also come from ADMIN_TOKEN or .dev.vars.
  */
 import { parseArgs } from "node:util";
-import * as v from "valibot";
-import { SECRETS, describeIssues } from "../worker/src/contract";
-import { CliError, describeFetchError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
-
-const PurgePage = v.object({ deleted: v.number(), complete: v.boolean(), cursor: v.optional(v.string()) });
-const ErrorBody = v.object({ error: v.string(), code: v.string() });
+import { ApiResponseError, ApiUnreachableError, createApiClient } from "../client/index.ts";
+import { SECRETS } from "../worker/src/contract";
+import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
 export interface PurgeOptions {
   url: string;
@@ -32,46 +29,21 @@ export async function purge({ url, prefix, adminToken, log = () => {} }: PurgeOp
   let deleted = 0;
   let pages = 0;
   let cursor: string | undefined;
+  const api = createApiClient({ baseUrl: url, adminToken });
   for (;;) {
-    const endpoint = new URL("/api/cache", url);
-    endpoint.searchParams.set("prefix", prefix);
-    if (cursor !== undefined) endpoint.searchParams.set("cursor", cursor);
-    const page = await deletePage(endpoint, adminToken);
+    const page = await api.purgeCache(prefix, cursor).catch((error: unknown) => {
+      if (error instanceof ApiUnreachableError) throw new CliError(`cannot reach ${new URL(url).origin}: ${error.reason}`);
+      if (error instanceof ApiResponseError) throw new CliError(error.message);
+      throw error;
+    });
     pages += 1;
     deleted += page.deleted;
     log(`page ${pages}: deleted ${page.deleted} (${deleted} so far)`);
     if (page.complete) break;
-    if (page.cursor === undefined) throw new CliError(`${endpoint.origin} answered complete: false without a cursor`);
+    if (page.cursor === undefined) throw new CliError(`${new URL(url).origin} answered complete: false without a cursor`);
     cursor = page.cursor;
   }
   return { deleted, pages, ms: performance.now() - started };
-}
-
-async function deletePage(endpoint: URL, adminToken: string): Promise<v.InferOutput<typeof PurgePage>> {
-  let response: Response;
-  try {
-    response = await fetch(endpoint, { method: "DELETE", headers: { authorization: `Bearer ${adminToken}` } });
-  } catch (error) {
-    throw new CliError(`cannot reach ${endpoint.origin}: ${describeFetchError(error)}`);
-  }
-  const text = await response.text();
-  const body = parseJson(text);
-  if (!response.ok) {
-    const failure = v.safeParse(ErrorBody, body);
-    const reason = failure.success ? `${failure.output.code}: ${failure.output.error}` : text.slice(0, 200) || response.statusText;
-    throw new CliError(`DELETE ${endpoint.pathname} answered ${response.status} (${reason})`);
-  }
-  const page = v.safeParse(PurgePage, body);
-  if (!page.success) throw new CliError(`DELETE ${endpoint.pathname} answered an unexpected body (${describeIssues(page.issues)})`);
-  return page.output;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 async function main(): Promise<void> {

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { CliError, describeFetchError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+import { ApiResponseError, createApiClient } from "../client/index.ts";
+import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
 export interface SmokeOptions {
   /** Base URL of the deployment, e.g. http://127.0.0.1:8787. */
@@ -39,26 +40,9 @@ class Skip extends Error {}
 
 export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
   const log = options.log ?? (() => {});
-  const base = options.url.replace(/\/+$/, "");
-  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const results: SmokeResult[] = [];
-
-  /** The admin token goes only to the routes that need it. */
-  const request = async (method: string, path: string, { body, admin = false }: { body?: unknown; admin?: boolean } = {}) => {
-    try {
-      return await fetch(`${base}${path}`, {
-        method,
-        headers: {
-          ...(admin ? { authorization: `Bearer ${options.adminToken}` } : {}),
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(requestTimeoutMs),
-      });
-    } catch (error) {
-      throw new Error(`${method} ${path}: ${describeFetchError(error)}`);
-    }
-  };
+  // The typed client sends the admin token only to the routes that need it.
+  const api = createApiClient({ baseUrl: options.url, adminToken: options.adminToken, timeoutMs: options.requestTimeoutMs ?? 10_000 });
 
   const record = (name: string, status: CheckStatus, detail: string, ms: number) => {
     results.push({ name, status, detail, ms });
@@ -79,18 +63,16 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
     }
   };
   const skip = (name: string, reason: string) => record(name, "skip", `skipped: ${reason}`, 0);
-  const cleanup = async (what: string, path: string) => {
-    const response = await request("DELETE", path, { admin: true }).catch((error: Error) => error);
-    if (response instanceof Error || !response.ok) {
-      log(`! could not remove ${what} (${response instanceof Error ? response.message : response.status}); delete it by hand: DELETE ${path}`);
-    }
+  const cleanup = async (what: string, path: string, remove: () => Promise<void>) => {
+    const error = await remove().then(() => undefined, (failure: Error) => failure);
+    if (error) log(`! could not remove ${what} (${error.message}); delete it by hand: DELETE ${path}`);
   };
 
   await check("health", async () => {
     const deadline = Date.now() + (options.expectSha256 ? (options.rolloutTimeoutMs ?? 60_000) : 0);
     for (;;) {
       try {
-        const health = await readJson(await request("GET", "/health"), 200);
+        const health = await api.health();
         if (health.status !== "ok") throw new Error(`status is ${JSON.stringify(health.status)}, expected "ok"`);
         const sha = typeof health.bundleSha256 === "string" ? health.bundleSha256 : undefined;
         if (options.expectSha256 && sha !== options.expectSha256) {
@@ -113,7 +95,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
     let sessionGone = false;
     try {
       await check("session create", async () => {
-        const created = await readJson(await request("POST", "/sessions", { body: { ...SMOKE_USER, ttlSeconds: 60 }, admin: true }), 201);
+        const created = await api.createSession({ ...SMOKE_USER, ttlSeconds: 60 });
         if (typeof created.sessionId !== "string") throw new Error(`201 without a sessionId: ${JSON.stringify(created)}`);
         sessionId = created.sessionId;
         return `expires ${String(created.expiresAt)}`;
@@ -122,23 +104,26 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
         skip("session read", "no session was created");
         skip("session delete", "no session was created");
       } else {
-        const path = `/sessions/${encodeURIComponent(sessionId)}`;
+        const id = sessionId;
+        const path = `/sessions/${encodeURIComponent(id)}`;
         await check("session read", async () => {
-          const session = await readJson(await request("GET", path), 200);
+          const session = await api.getSession(id);
+          if (!session) throw new Error(`GET ${path} answered 404, expected 200`);
           if (session.userId !== SMOKE_USER.userId || session.email !== SMOKE_USER.email) {
             throw new Error(`read back ${JSON.stringify(session)}, expected the session just created`);
           }
           return "";
         });
         await check("session delete", async () => {
-          await expectStatus(await request("DELETE", path, { admin: true }), 204);
+          await api.deleteSession(id);
           sessionGone = true;
-          await expectStatus(await request("GET", path), 404);
+          if (await api.getSession(id)) throw new Error(`GET ${path} answered 200, expected 404`);
           return "read afterwards gives 404";
         });
       }
     } finally {
-      if (sessionId && !sessionGone) await cleanup(`session ${sessionId}`, `/sessions/${encodeURIComponent(sessionId)}`);
+      const id = sessionId;
+      if (id && !sessionGone) await cleanup(`session ${id}`, `/sessions/${encodeURIComponent(id)}`, () => api.deleteSession(id));
     }
 
     const flag = `smoke-${randomBytes(6).toString("hex")}`;
@@ -146,7 +131,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
     let flagGone = false;
     try {
       const written = await check("flag put", async () => {
-        const stored = await readJson(await request("PUT", flagPath, { body: { enabled: true }, admin: true }), 200);
+        const stored = await api.putFlag(flag, { enabled: true });
         if (stored.name !== flag || stored.enabled !== true) throw new Error(`answered ${JSON.stringify(stored)}`);
         return flag;
       });
@@ -155,31 +140,30 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
         skip("flag delete", "the flag was not written");
       } else {
         await check("flag evaluate", async () => {
-          const evaluation = await readJson(await request("GET", `${flagPath}?userId=${SMOKE_USER.userId}`), 200);
+          const evaluation = await api.evaluateFlag(flag, SMOKE_USER.userId);
           if (evaluation.enabled !== true) throw new Error(`evaluated to ${JSON.stringify(evaluation)}, expected enabled: true`);
           return `enabled (${String(evaluation.reason)})`;
         });
         await check("flag delete", async () => {
-          await expectStatus(await request("DELETE", flagPath, { admin: true }), 204);
+          await api.deleteFlag(flag);
           flagGone = true;
           return "";
         });
       }
     } finally {
       // Also after a failed or timed-out PUT, which may still have written the flag.
-      if (!flagGone) await cleanup(`flag ${flag}`, flagPath);
+      if (!flagGone) await cleanup(`flag ${flag}`, flagPath, () => api.deleteFlag(flag));
     }
   }
 
   await check("cache read", async () => {
     const productId = options.productId ?? "1";
-    const response = await request("GET", `/api/products/${encodeURIComponent(productId)}`);
-    if (response.status === 502 || response.status === 503) {
-      const error = await response.json().catch(() => ({}));
-      throw new Skip(`no origin answers (${response.status} ${String((error as { code?: unknown }).code ?? "")})`.trim());
-    }
-    await readJson(response, 200);
-    const cache = response.headers.get("x-cache");
+    const { cache } = await api.getProduct(productId).catch((error: unknown) => {
+      if (error instanceof ApiResponseError && (error.status === 502 || error.status === 503)) {
+        throw new Skip(`no origin answers (${error.status} ${error.code ?? ""})`.trim());
+      }
+      throw error;
+    });
     if (!cache) throw new Error("200 without an X-Cache header");
     return `product ${productId}: X-Cache ${cache}`;
   });
@@ -192,27 +176,6 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
 export function summarize(results: SmokeResult[]) {
   const count = (status: CheckStatus) => results.filter((result) => result.status === status).length;
   return { passed: count("pass"), failed: count("fail"), skipped: count("skip") };
-}
-
-async function expectStatus(response: Response, status: number): Promise<void> {
-  if (response.status === status) {
-    await response.body?.cancel();
-    return;
-  }
-  const text = await response.text().catch(() => "");
-  throw new Error(`${response.url.replace(/^https?:\/\/[^/]+/, "")} answered ${response.status}, expected ${status}${text ? `: ${text.slice(0, 200)}` : ""}`);
-}
-
-async function readJson(response: Response, status: number): Promise<Record<string, unknown>> {
-  if (response.status !== status) await expectStatus(response, status);
-  const text = await response.text();
-  try {
-    const body: unknown = JSON.parse(text);
-    if (typeof body === "object" && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new Error(`answered ${status} with a body that is not a JSON object: ${text.slice(0, 200)}`);
 }
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);

@@ -68,9 +68,5 @@ export function parseFlags<T>(parse: () => T): T {
 /** The first value that is set, in precedence order. */
 export const firstSet = (...values: (string | undefined)[]) => values.find((value) => value !== undefined && value !== "");
 
-/** Short description of a network failure: fetch hides the useful part (ECONNREFUSED…) in `cause`. */
-export function describeFetchError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as { code?: string; message?: string } | undefined;
-  return cause?.code ?? cause?.message ?? error.message;
-}
+/** Short description of a network failure (ECONNREFUSED…); the typed client owns it. */
+export { describeFetchError } from "../../client/index.ts";

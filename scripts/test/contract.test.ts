@@ -1,0 +1,179 @@
+/**
+ * The OpenAPI document against the running Worker: every answer recorded
+ * here, over real HTTP to the local stack, must match the document's schema
+ * and headers for its operation and status, and every status the document
+ * promises must be seen at least once (except those only a KV fault causes).
+ * So neither the document nor the code can drift from the other.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { readFile } from "node:fs/promises";
+import { dereference, validate } from "@readme/openapi-parser";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLIENT_OPERATIONS, createApiClient } from "kv-worker-stack/client";
+import { OPENAPI_PATH } from "../build";
+import { startLocalStack, type LocalStack } from "../start";
+
+interface Recorded {
+  method: string;
+  path: string;
+  status: number;
+  headers: Headers;
+  body: string;
+}
+type ResponseObject = { headers?: Record<string, unknown>; content?: { "application/json": { schema: object } } };
+type OperationObject = { operationId: string; responses: Record<string, ResponseObject> };
+type Document = { paths: Record<string, Record<string, OperationObject>> };
+
+/** Statuses only a KV fault produces; worker/test/reliability/faults.test.ts checks those answers' shapes. */
+const FAULT_ONLY = new Set(["503"]);
+
+const recorded: Recorded[] = [];
+/** fetch, keeping a copy of every answer. */
+const recordingFetch: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  const method = (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
+  recorded.push({ method, path: url.pathname, status: response.status, headers: response.headers, body: await response.clone().text() });
+  return response;
+};
+
+let stack: LocalStack;
+let origin: Server;
+let raw: (path: string, init?: RequestInit) => Promise<Response>;
+
+beforeAll(async () => {
+  // An origin that knows product p1, has no p404, and fails for anything else.
+  origin = createServer((request, response) => {
+    const status = request.url === "/products/p1" ? 200 : request.url === "/products/p404" ? 404 : 500;
+    response.writeHead(status, { "content-type": "application/json" });
+    response.end(JSON.stringify(status === 200 ? { id: "p1", name: "Product one" } : { error: "x" }));
+  });
+  await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  stack = await startLocalStack({ port: 0, ephemeral: true, adminToken: "contract-test", originUrl });
+  raw = (path, init) => recordingFetch(`${stack.url}${path}`, init);
+}, 60_000);
+afterAll(async () => {
+  await stack?.dispose();
+  origin?.close();
+});
+
+/** Every operation through the typed client, then the refusals each one documents. */
+async function exercise() {
+  const api = createApiClient({ baseUrl: stack.url, adminToken: stack.adminToken, fetch: recordingFetch });
+  const admin = { authorization: `Bearer ${stack.adminToken}` };
+  const json = (method: string, body: string, headers: Record<string, string> = {}) => ({ method, headers: { "content-type": "application/json", ...headers }, body });
+  const big = JSON.stringify({ enabled: true, metadata: { note: "x".repeat(17 * 1024) } });
+
+  await api.health();
+  await raw("/openapi.json");
+
+  const { sessionId } = await api.createSession({ userId: "u1", email: "u1@example.com", roles: ["editor"], ttlSeconds: 3600 });
+  await api.getSession(sessionId);
+  await api.deleteSession(sessionId, { sessionToken: sessionId });
+  await api.getSession(sessionId); // 404
+  await raw("/sessions", json("POST", '{"userId":"u1"}', admin)); // 400
+  await raw("/sessions", json("POST", '{"userId":"u1","email":"u1@example.com"}')); // 401
+  await raw("/sessions", json("POST", big, admin)); // 413
+  await raw(`/sessions/${"s".repeat(32)}`, { method: "DELETE" }); // 401
+  await raw("/sessions/not-a-session-id", { method: "DELETE", headers: admin }); // 404
+
+  await api.getProduct("p1");
+  await api.getProduct("p1"); // HIT
+  await raw("/api/products/p404"); // 404
+  await raw("/api/products/p500"); // 502
+  await raw("/api/products/a*b"); // 400
+  await api.invalidateProduct("p1");
+  await raw("/api/products/p1/cache", { method: "DELETE" }); // 401
+  await raw("/api/products/a*b/cache", { method: "DELETE", headers: admin }); // 400
+  await api.purgeCache("product:");
+  await raw("/api/cache", { method: "DELETE", headers: admin }); // 400
+  await raw("/api/cache?prefix=product:", { method: "DELETE" }); // 401
+
+  await api.putFlag("contract-flag", { enabled: true, percentage: 50, allowedUsers: ["alice"], metadata: { owner: "qa", level: { deep: 1 } } });
+  await api.evaluateFlag("contract-flag", "alice");
+  await api.listFlags();
+  await raw("/api/features", {}); // 401
+  await raw("/api/features/-bad?userId=u"); // 400
+  await raw("/api/features/contract-flag", json("PUT", '{"enabled":"yes"}', admin)); // 400
+  await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}')); // 401
+  await raw("/api/features/contract-flag", json("PUT", big, admin)); // 413
+  await raw("/api/features/new-checkout", json("PUT", '{"enabled":true}', admin)); // 409 (the dev stack declares it)
+  await raw("/api/features/new-checkout", { method: "DELETE", headers: admin }); // 409
+  await raw("/api/features/-bad", { method: "DELETE", headers: admin }); // 400
+  await raw("/api/features/contract-flag", { method: "DELETE" }); // 401
+
+  const context = JSON.stringify({ context: { targetingKey: "alice" } });
+  await raw("/ofrep/v1/evaluate/flags/contract-flag", json("POST", context));
+  await raw("/ofrep/v1/evaluate/flags/missing-flag", json("POST", context)); // 404
+  await raw("/ofrep/v1/evaluate/flags/contract-flag", json("POST", '{"context":{"targetingKey":1}}')); // 400
+  await raw("/ofrep/v1/evaluate/flags/contract-flag", json("POST", big)); // 413
+  const bulk = await raw("/ofrep/v1/evaluate/flags", json("POST", context));
+  await raw("/ofrep/v1/evaluate/flags", json("POST", context, { "if-none-match": bulk.headers.get("etag")! })); // 304
+  await raw("/ofrep/v1/evaluate/flags", json("POST", "[]")); // 400
+  await raw("/ofrep/v1/evaluate/flags", json("POST", big)); // 413
+  await api.deleteFlag("contract-flag");
+}
+
+/** The document operation a recorded request went to. */
+function operationFor(document: Document, { method, path }: Recorded): OperationObject | undefined {
+  for (const [pattern, methods] of Object.entries(document.paths)) {
+    const regex = new RegExp(`^${pattern.replace(/\{\w+\}/g, "[^/]+")}$`);
+    if (regex.test(path) && methods[method.toLowerCase()]) return methods[method.toLowerCase()];
+  }
+  return undefined;
+}
+
+describe("the OpenAPI document", () => {
+  it("is valid OpenAPI 3.1 to an independent validator", async () => {
+    const document = JSON.parse(await readFile(OPENAPI_PATH, "utf8")) as { openapi: string };
+    expect(document.openapi).toBe("3.1.0");
+    const result = await validate(document as Parameters<typeof validate>[0]);
+    expect(result.valid ? [] : result.errors).toEqual([]);
+  });
+
+  it("has each of the typed client's operations at the client's method and path, with its success status", async () => {
+    const document = JSON.parse(await readFile(OPENAPI_PATH, "utf8")) as Document;
+    for (const [operationId, [method, path, success]] of Object.entries(CLIENT_OPERATIONS)) {
+      const operation = document.paths[path.replace(/:(\w+)/g, "{$1}")]?.[method.toLowerCase()];
+      expect(operation?.operationId, `${method} ${path}`).toBe(operationId);
+      expect(Object.keys(operation!.responses).filter((status) => status < "300")).toEqual([String(success)]);
+    }
+  });
+
+  it("matches every answer the Worker gives, and every status it documents is given", async () => {
+    await exercise();
+    const document = (await dereference(JSON.parse(await readFile(OPENAPI_PATH, "utf8")))) as unknown as Document;
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    for (const answer of recorded) {
+      const where = `${answer.method} ${answer.path} → ${answer.status}`;
+      const operation = operationFor(document, answer);
+      const documented = operation?.responses[String(answer.status)];
+      if (!operation || !documented) {
+        problems.push(`${where}: not in the document`);
+        continue;
+      }
+      seen.add(`${operation.operationId} ${answer.status}`);
+      for (const header of Object.keys(documented.headers ?? {})) {
+        if (!answer.headers.has(header)) problems.push(`${where}: no ${header} header`);
+      }
+      const schema = documented.content?.["application/json"].schema;
+      if (!schema) {
+        if (answer.body !== "") problems.push(`${where}: a body the document does not describe`);
+        continue;
+      }
+      if (!/^application\/json/.test(answer.headers.get("content-type") ?? "")) problems.push(`${where}: not JSON`);
+      const check = ajv.compile(schema);
+      if (!check(JSON.parse(answer.body))) problems.push(`${where}: ${ajv.errorsText(check.errors)} in ${answer.body.slice(0, 200)}`);
+    }
+    expect(problems).toEqual([]);
+    const promised = Object.values(document.paths).flatMap((methods) =>
+      Object.values(methods).flatMap((op) => Object.keys(op.responses).filter((s) => !FAULT_ONLY.has(s)).map((s) => `${op.operationId} ${s}`)),
+    );
+    expect(promised.filter((p) => !seen.has(p))).toEqual([]);
+  }, 60_000);
+});
