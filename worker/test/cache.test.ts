@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { ORIGIN_RETRY_AFTER_MS } from "../src/routes/cache";
 import { CACHE_STALE_SECONDS, PRODUCT_ID_PATTERN, productKey } from "../src/contract";
-import { admin, appClient, countingKv, errorOf, type OriginReply, stubOrigin } from "./helpers";
+import { admin, appClient, countingKv, errorOf, type OriginReply, stubOrigin, withFaults } from "./helpers";
 
 // The origin is stubbed by spying on this isolate's fetch, so requests go through an app
 // created here rather than through exports.default, whose module has its own globals.
@@ -271,7 +271,8 @@ describe("DELETE /api/cache?prefix=", () => {
       expect(calls.length).toBeLessThanOrEqual(1000);
       expect(calls.length).toBe(page.deleted + 1);
       // The page continues where the previous one stopped (KV list results lag deletes at the edge).
-      expect(JSON.parse(calls[0]?.replace(/^list /, "") ?? "").cursor).toBe(cursor);
+      // The API's cursor is KV's, signed (see the cursor tests below).
+      expect(JSON.parse(calls[0]?.replace(/^list /, "") ?? "").cursor).toBe(cursor?.slice(0, cursor.lastIndexOf(".")));
       pages.push(page);
       cursor = page.cursor;
     } while (!pages.at(-1)?.complete && pages.length < 10);
@@ -287,12 +288,39 @@ describe("DELETE /api/cache?prefix=", () => {
     expect(await res.json()).toEqual({ deleted: 0, complete: true });
   });
 
-  it.each([["missing", ""], ["empty", "?prefix="]])("answers 400 invalid_request naming prefix when it is %s", async (_, query) => {
+  it.each([
+    ["missing", "", "prefix: is required"],
+    ["empty", "?prefix=", "prefix: must not be empty"],
+  ])("answers 400 invalid_request naming prefix when it is %s", async (_, query, message) => {
     await env.CACHE.put(productKey("p1"), "{}");
     const error = await errorOf(await call(`/api/cache${query}`, { method: "DELETE", headers: admin }));
-    expect(error).toMatchObject({ status: 400, code: "invalid_request" });
-    expect(error.error).toContain("prefix");
+    expect(error).toEqual({ status: 400, code: "invalid_request", error: `invalid query string: ${message}` });
     expect(await env.CACHE.get(productKey("p1"))).not.toBeNull();
+  });
+
+  describe("a cursor the Worker did not return for this prefix", () => {
+    /** A cursor the Worker really returned: a purge's first page, with KV listing 3 keys a page. */
+    async function realCursor(prefix: string) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => env.CACHE.put(productKey(`c-${i}`), "{}")));
+      const kv = withFaults(env.CACHE, { list: (options) => env.CACHE.list({ ...(options as KVNamespaceListOptions), limit: 3 }) });
+      const res = await appClient({}, { CACHE: kv })(`/api/cache?prefix=${prefix}`, { method: "DELETE", headers: admin });
+      return ((await res.json()) as { cursor: string }).cursor;
+    }
+
+    it.each([
+      ["garbage", async () => "garbage"],
+      ["KV's own cursor, unsigned", async () => (await realCursor("product:c-")).split(".")[0]!],
+      ["a signed cursor with its signature altered", async () => `${(await realCursor("product:c-")).slice(0, -2)}AA`],
+      ["a cursor issued for another prefix", async () => realCursor("product:")],
+    ])("answers 400 invalid_request to %s, and KV never sees it", async (_, cursor) => {
+      const value = await cursor();
+      await env.CACHE.put(productKey("c-keep"), "{}");
+      const { kv, calls } = countingKv(env.CACHE);
+      const res = await appClient({}, { CACHE: kv })(`/api/cache?${new URLSearchParams({ prefix: "product:c-", cursor: value })}`, { method: "DELETE", headers: admin });
+      expect(await errorOf(res)).toEqual({ status: 400, code: "invalid_request", error: "invalid query string: cursor: is not one this API returned for this prefix" });
+      expect(calls).toEqual([]);
+      expect(await env.CACHE.get(productKey("c-keep"))).not.toBeNull();
+    });
   });
 
   it("answers 401 without the admin token", async () => {

@@ -33,7 +33,15 @@ export function validate<T extends Target, S extends v.GenericSchema>(
   }) as MiddlewareHandler;
 }
 
-/** A strict object reports a field it does not know as "Expected never"; say what that means. */
-const readable = (issue: v.BaseIssue<unknown>) => (issue.expected === "never" ? { ...issue, message: "unknown field" } : issue);
+/**
+ * Valibot's wording, made to read like the schemas' own messages: a strict
+ * object reports a field it does not know as "Expected never", and a missing
+ * field as "Invalid key: Expected "name" but received undefined".
+ */
+function readable(issue: v.BaseIssue<unknown>): v.BaseIssue<unknown> {
+  if (issue.expected === "never") return { ...issue, message: "unknown field" };
+  if (issue.type === "object" && issue.received === "undefined" && issue.path?.length) return { ...issue, message: "is required" };
+  return issue;
+}
 
 export const jsonBody = <S extends v.GenericSchema>(schema: S) => validate("json", schema);

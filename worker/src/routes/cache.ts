@@ -3,6 +3,7 @@ import { Hono } from "hono/tiny";
 import { ProductParams, PurgeQuery } from "../api-schemas";
 import { CACHE_TTL, ttlFrom } from "../contract";
 import { setBounded } from "../bounded-map";
+import { openCursor, signCursor } from "../purge-cursor";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
 import { requireAdmin } from "../middleware/admin";
@@ -70,8 +71,15 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
     // the caller repeats with the returned cursor until `complete` (npm run purge does).
     .delete("/api/cache", requireAdmin(), validate("query", PurgeQuery), async (c) => {
       const { prefix, cursor } = c.req.valid("query");
-      const page = await cacheStore(c.env.CACHE, kvTimeoutMs).purgePage(prefix, cursor);
-      return c.json(page.cursor ? { deleted: page.deleted, complete: false, cursor: page.cursor } : { deleted: page.deleted, complete: true });
+      // requireAdmin has admitted the request, so the token is set.
+      const secret = c.env.ADMIN_TOKEN!;
+      const kvCursor = cursor === undefined ? undefined : await openCursor(secret, prefix, cursor);
+      if (cursor !== undefined && kvCursor === undefined) {
+        throw new ApiError(400, "invalid_request", "invalid query string: cursor: is not one this API returned for this prefix");
+      }
+      const page = await cacheStore(c.env.CACHE, kvTimeoutMs).purgePage(prefix, kvCursor);
+      if (!page.cursor) return c.json({ deleted: page.deleted, complete: true });
+      return c.json({ deleted: page.deleted, complete: false, cursor: await signCursor(secret, prefix, page.cursor) });
     });
 }
 
