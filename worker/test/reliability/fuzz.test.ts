@@ -13,7 +13,7 @@ const RUNS = 300;
 /** The routes that take a JSON body, fuzzed with the admin token so bodies get past authentication. */
 const JSON_ROUTES = ["POST /sessions", "PUT /api/features/:name", "POST /ofrep/v1/evaluate/flags/:key", "POST /ofrep/v1/evaluate/flags"];
 /** OFREP's body has one small schema (a context) and writes nothing: fewer runs reach all of it. */
-const runsFor = (route: string) => (route.includes(" /ofrep/") ? 80 : RUNS);
+const runsFor = (route: string) => (route.includes(" /ofrep/") ? 60 : RUNS);
 
 // ---------------------------------------------------------------------------
 // Arbitraries
