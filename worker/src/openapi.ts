@@ -168,7 +168,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "post", path: "/ofrep/v1/evaluate/flags", operationId: "ofrepEvaluateFlags", tag: "ofrep", auth: "public",
     summary: "OFREP: evaluate every flag (web providers)",
-    description: "OpenFeature Remote Evaluation Protocol 0.3.0 bulk evaluation, for `@openfeature/ofrep-web-provider` and other static-context providers. One KV list per 1000 flags, no per-flag read. The ETag is a hash of the answer: it changes when a flag change alters what this context sees.",
+    description: "OpenFeature Remote Evaluation Protocol 0.3.0 bulk evaluation, for `@openfeature/ofrep-web-provider` and other static-context providers. One KV list per 1000 flags, no per-flag read. The ETag is a hash of the answer: it changes when a flag change alters what this context sees. Both OFREP routes allow CORS from any origin (preflight answered, ETag exposed), for web providers in browsers.",
     requestHeaders: [{ name: "If-None-Match", description: "The ETag of an earlier answer: 304 with no body while it is still current" }],
     body: OfrepRequest,
     responses: {

@@ -156,3 +156,31 @@ describe("POST /ofrep/v1/evaluate/flags (web providers, bulk)", () => {
     expect(await res.json()).toEqual({ errorCode: "PARSE_ERROR", errorDetails: "the body must be a JSON object" });
   });
 });
+
+describe("OFREP from a browser on another origin", () => {
+  const origin = "https://app.example";
+
+  it.each([SINGLE, `${SINGLE}/static`])("answers the preflight for %s", async (path) => {
+    const res = await call(path, {
+      method: "OPTIONS",
+      headers: { Origin: origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type, if-none-match" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(res.headers.get("Access-Control-Allow-Methods")).toContain("POST");
+    expect(res.headers.get("Access-Control-Allow-Headers")).toMatch(/^content-type, ?if-none-match$/);
+  });
+
+  it("lets the page read the bulk answer's ETag", async () => {
+    await seed("static", RULES.static!);
+    const res = await bulk({ context: {} }, { Origin: origin });
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(res.headers.get("Access-Control-Expose-Headers")).toContain("ETag");
+  });
+
+  it("leaves the rest of the API without CORS", async () => {
+    const res = await call("/api/features/static", { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "GET" } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+});

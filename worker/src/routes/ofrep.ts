@@ -6,6 +6,7 @@
  * never its allow-list or rules. Errors use OFREP's shape, not the envelope
  * (see ofrepErrorResponse in ../errors).
  */
+import { cors } from "hono/cors";
 import { Hono } from "hono/tiny";
 import { validator } from "hono/validator";
 import * as v from "valibot";
@@ -53,9 +54,18 @@ export function ofrepEvaluation(key: string, flag: Flag, targetingKey: string | 
   return { key, value: enabled, reason, variant: enabled ? "on" : "off", metadata };
 }
 
+/**
+ * Web providers run in browsers, usually on another origin than the Worker:
+ * the JSON POST needs a preflight, and the provider must be able to read ETag.
+ * Public routes, so any origin; no credentials are involved.
+ */
+const browserAccess = cors({ origin: "*", allowMethods: ["POST"], exposeHeaders: ["ETag", "Retry-After"], maxAge: 86_400 });
+
 export function ofrepRoutes({ kvTimeoutMs, readFlag }: OfrepDeps) {
   return (
     new Hono<AppEnv>()
+      .use(OFREP_BASE, browserAccess)
+      .use(`${OFREP_BASE}/*`, browserAccess)
       // Server providers: one flag per call, through the isolate's flag cache (0 KV operations while it is trusted).
       .post(`${OFREP_BASE}/:key`, ofrepBody(), async (c) => {
         const key = c.req.param("key");
