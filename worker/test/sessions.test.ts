@@ -93,6 +93,11 @@ describe("POST /sessions", () => {
     expect((await env.SESSIONS.list()).keys).toEqual([]);
   });
 
+  it("says a missing field is required, as the schemas' own messages read", async () => {
+    const error = await errorOf(await call("/sessions", jsonInit("POST", { userId: "u" }, admin)));
+    expect(error.error).toBe("invalid request body: email: is required");
+  });
+
   it.each([["a JSON array", "[]"], ["a JSON string", "\"alice\""], ["JSON null", "null"], ["a number", "7"]])(
     "answers 400 invalid_request asking for a JSON object when the body is %s",
     async (_, body) => {

@@ -40,7 +40,7 @@ export function validate<T extends Target, S extends v.GenericSchema>(
  */
 function readable(issue: v.BaseIssue<unknown>): v.BaseIssue<unknown> {
   if (issue.expected === "never") return { ...issue, message: "unknown field" };
-  if (issue.type === "object" && issue.received === "undefined" && issue.path?.length) return { ...issue, message: "is required" };
+  if (issue.type.endsWith("object") && issue.received === "undefined" && issue.path?.length) return { ...issue, message: "is required" };
   return issue;
 }
 
