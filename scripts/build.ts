@@ -117,7 +117,8 @@ export async function readManifest(): Promise<Manifest | undefined> {
 /** True when dist/ is missing or older than any Worker source or the lockfile. */
 export async function isStale(): Promise<boolean> {
   const built = await stat(MANIFEST_PATH).catch(() => undefined);
-  if (!built) return true;
+  // A dist/ from before the document existed is stale too.
+  if (!built || !(await stat(OPENAPI_PATH).catch(() => undefined))) return true;
   const inputs = [join(ROOT, "package-lock.json"), ...(await listFiles(SOURCES))];
   for (const file of inputs) {
     const s = await stat(file).catch(() => undefined);
