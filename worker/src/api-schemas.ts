@@ -29,9 +29,9 @@ export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), 
 /**
  * An OpenFeature evaluation context. `targetingKey` is the user id the rules
  * and buckets use; other attributes are accepted (OpenFeature SDKs send them)
- * and ignored, since no rule reads them.
+ * and dropped, since no rule reads them.
  */
-export const OfrepContext = v.looseObject({ targetingKey: v.optional(v.pipe(v.string(), v.maxLength(256))) });
+export const OfrepContext = v.object({ targetingKey: v.optional(v.pipe(v.string(), v.maxLength(256))) });
 /** OFREP's flag key: any string (one that cannot be a flag name is simply not found). */
 export const OfrepKeyParams = v.object({ key: v.string() });
 /** Unknown top-level fields are ignored rather than refused: later OFREP versions may add some. */

@@ -46,11 +46,11 @@ export interface Operation {
 
 // Error answers shared by many operations.
 const envelope = (description: string, headers?: Header[]): Answer => ({ description, schema: res.ErrorEnvelope, ...(headers ? { headers } : {}) });
-const invalid = envelope("invalid_request: a path, query or body field is invalid; the message names it, and nothing was changed");
-const unauthorized = envelope("unauthorized: the admin token is missing or wrong", ["WWW-Authenticate"]);
-const tooLarge = envelope(`payload_too_large: any request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`);
-const unavailable = envelope("unavailable: KV failed or timed out, the admin API has no ADMIN_TOKEN configured, or the origin is unset", ["Retry-After"]);
-const managed = envelope("managed_by_config: the flag is declared as code in the stack config; change it there and run pulumi up");
+const invalid = envelope("invalid_request: the message names the invalid field; nothing changed");
+const unauthorized = envelope("unauthorized: no or wrong admin token", ["WWW-Authenticate"]);
+const tooLarge = envelope(`payload_too_large: a body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`);
+const unavailable = envelope("unavailable: KV failed or timed out, or ADMIN_TOKEN / ORIGIN_URL is unset", ["Retry-After"]);
+const managed = envelope("managed_by_config: declared in the stack config; change it there");
 /** Shared answers, written once under components.responses and referenced by name. */
 const SHARED = new Map<Answer, string>([
   [invalid, "InvalidRequest"],
@@ -59,79 +59,79 @@ const SHARED = new Map<Answer, string>([
   [unavailable, "Unavailable"],
   [managed, "ManagedByConfig"],
 ]);
-const ofrepUnavailable = (schema: Schema): Answer => ({ description: "GENERAL: KV failed or timed out; retry after Retry-After seconds", schema, headers: ["Retry-After"] });
+const ofrepUnavailable = (schema: Schema): Answer => ({ description: "GENERAL: KV failed or timed out", schema, headers: ["Retry-After"] });
 
 export const OPERATIONS: readonly Operation[] = [
   {
     method: "get", path: "/health", operationId: "getHealth", tag: "health", auth: "public",
     summary: "Liveness and the deployed bundle",
-    description: "No KV operation. `bundleSha256` is the sha256 of the deployed dist/worker.js, null when not reported.",
+    description: "KV: none. `bundleSha256`: sha256 of the deployed dist/worker.js.",
     responses: { 200: { description: "The Worker is up", schema: res.Health } },
   },
   {
     method: "get", path: "/openapi.json", operationId: "getOpenApiDocument", tag: "health", auth: "public",
     summary: "This document",
-    description: "The OpenAPI 3.1 document of every route, also written by `npm run build` to dist/openapi.json.",
+    description: "KV: none. Also dist/openapi.json.",
     responses: { 200: { description: "The OpenAPI document", schema: res.OpenApiDocument } },
   },
   {
     method: "post", path: "/sessions", operationId: "createSession", tag: "sessions", auth: "admin",
     summary: "Create a session",
-    description: `One KV put. The session expires after \`ttlSeconds\` (${SESSION_TTL.min}-${SESSION_TTL.max}; default SESSION_TTL_SECONDS, else ${SESSION_TTL.default}).`,
+    description: `KV: 1 put. \`ttlSeconds\` defaults to SESSION_TTL_SECONDS, else ${SESSION_TTL.default}.`,
     body: SessionInput,
     responses: { 201: { description: "Created", schema: res.SessionCreated }, 400: invalid, 401: unauthorized, 413: tooLarge, 503: unavailable },
   },
   {
     method: "get", path: "/sessions/:id", operationId: "getSession", tag: "sessions", auth: "public",
     summary: "Read a live session",
-    description: "One KV get; none for an id that cannot be a session id.",
+    description: "KV: 1 get (none for an id that cannot be one).",
     params: SessionParams,
     responses: { 200: { description: "The session", schema: res.Session }, 404: envelope("not_found: unknown or expired"), 503: unavailable },
   },
   {
     method: "delete", path: "/sessions/:id", operationId: "deleteSession", tag: "sessions", auth: "session",
     summary: "End a session (logout)",
-    description: "One KV delete. The admin token or the session itself (bearer token or `session` cookie) may end it; ending one already gone is a 204 too.",
+    description: "KV: 1 delete. The admin token or the session itself (bearer or `session` cookie); idempotent.",
     params: SessionParams,
     responses: { 204: { description: "Ended" }, 401: unauthorized, 404: envelope("not_found: the id cannot be a session id"), 503: unavailable },
   },
   {
     method: "get", path: "/api/products/:id", operationId: "getProduct", tag: "cache", auth: "public",
     summary: "Read a product through the KV cache",
-    description: `Hit: one KV get; miss: one get and one put. Fresh for CACHE_TTL_SECONDS (${CACHE_TTL.min}-${CACHE_TTL.max}, default ${CACHE_TTL.default}); when the origin fails, a copy up to 24 h older is served as STALE.`,
+    description: `KV: hit 1 get, miss 1 get + 1 put. Fresh for CACHE_TTL_SECONDS (${CACHE_TTL.min}-${CACHE_TTL.max} s); STALE when the origin fails.`,
     params: ProductParams,
     responses: {
-      200: { description: "The origin's JSON for the product, unchanged", schema: res.Product, headers: ["X-Cache"] },
+      200: { description: "The origin's JSON", schema: res.Product, headers: ["X-Cache"] },
       400: invalid,
-      404: envelope("not_found: the origin has no such product"),
-      502: envelope("origin_error: the origin failed and no cached copy exists"),
+      404: envelope("not_found: not at the origin"),
+      502: envelope("origin_error: the origin failed, no copy cached"),
       503: unavailable,
     },
   },
   {
     method: "delete", path: "/api/products/:id/cache", operationId: "invalidateProduct", tag: "cache", auth: "admin",
     summary: "Drop one cached product",
-    description: "One KV delete.",
+    description: "KV: 1 delete.",
     params: ProductParams,
-    responses: { 200: { description: "Dropped (or was not cached)", schema: res.Invalidated }, 400: invalid, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "Dropped", schema: res.Invalidated }, 400: invalid, 401: unauthorized, 503: unavailable },
   },
   {
     method: "delete", path: "/api/cache", operationId: "purgeCache", tag: "cache", auth: "admin",
     summary: "Purge cached entries by key prefix, one page per call",
-    description: "One KV list and up to 999 deletes per call (a Worker invocation may make 1000 KV operations). Repeat with the returned `cursor` until `complete: true`; `npm run purge` does.",
+    description: "KV: 1 list + up to 999 deletes. Repeat with `cursor` until `complete`.",
     query: PurgeQuery,
     responses: { 200: { description: "One page purged", schema: res.PurgePage }, 400: invalid, 401: unauthorized, 503: unavailable },
   },
   {
     method: "get", path: "/api/features", operationId: "listFlags", tag: "flags", auth: "admin",
     summary: "List every flag with its rules",
-    description: "One KV list per 1000 flags (a flag too large for KV metadata costs one extra read). Admin only: flags hold user ids.",
+    description: "KV: 1 list per 1000 flags.",
     responses: { 200: { description: "Every flag", schema: res.FlagList }, 401: unauthorized, 503: unavailable },
   },
   {
     method: "get", path: "/api/features/:name", operationId: "evaluateFlag", tag: "flags", auth: "public",
     summary: "Evaluate a flag for a user",
-    description: `No KV operation while this isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s), else one get. A missing flag is off (DEFAULT).`,
+    description: `KV: none while the isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get. Missing: off (DEFAULT).`,
     params: FlagParams,
     query: EvaluationQuery,
     responses: { 200: { description: "The evaluation", schema: res.FlagEvaluation }, 400: invalid, 503: unavailable },
@@ -139,7 +139,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "put", path: "/api/features/:name", operationId: "putFlag", tag: "flags", auth: "admin",
     summary: "Create or replace a flag",
-    description: "One KV put. Unknown fields are refused.",
+    description: "KV: 1 put.",
     params: FlagParams,
     body: Flag,
     responses: { 200: { description: "The stored flag", schema: res.StoredFlag }, 400: invalid, 401: unauthorized, 409: managed, 413: tooLarge, 503: unavailable },
@@ -147,20 +147,20 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "delete", path: "/api/features/:name", operationId: "deleteFlag", tag: "flags", auth: "admin",
     summary: "Delete a flag",
-    description: "One KV delete; deleting a missing flag is a 204 too.",
+    description: "KV: 1 delete; idempotent.",
     params: FlagParams,
     responses: { 204: { description: "Deleted" }, 400: invalid, 401: unauthorized, 409: managed, 503: unavailable },
   },
   {
     method: "post", path: "/ofrep/v1/evaluate/flags/:key", operationId: "ofrepEvaluateFlag", tag: "ofrep", auth: "public",
     summary: "OFREP: evaluate one flag (server providers)",
-    description: `OpenFeature Remote Evaluation Protocol 0.3.0, for \`@openfeature/ofrep-provider\` and other server providers. The same rules, buckets and isolate cache as GET /api/features/{name}, with \`context.targetingKey\` as the user id; no KV operation while the isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s). Errors use OFREP's shape. A flag's metadata entries that are not strings, numbers or booleans are left out.`,
+    description: `OFREP 0.3.0 (server providers). The rules, buckets and isolate cache of GET /api/features/{name}; \`context.targetingKey\` is the user id. KV: none while trusted (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get. Metadata: strings, numbers, booleans.`,
     params: OfrepKeyParams,
     body: OfrepRequest,
     responses: {
       200: { description: "The evaluation: variant `on` or `off`", schema: res.OfrepEvaluation },
-      400: { description: "PARSE_ERROR: the body is not a JSON object; INVALID_CONTEXT: the context has the wrong shape", schema: res.OfrepFailure },
-      404: { description: "FLAG_NOT_FOUND: the SDK answers the caller's default", schema: res.OfrepFailure },
+      400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepFailure },
+      404: { description: "FLAG_NOT_FOUND: the SDK returns the caller's default", schema: res.OfrepFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepFailure },
       503: ofrepUnavailable(res.OfrepFailure),
     },
@@ -168,12 +168,12 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "post", path: "/ofrep/v1/evaluate/flags", operationId: "ofrepEvaluateFlags", tag: "ofrep", auth: "public",
     summary: "OFREP: evaluate every flag (web providers)",
-    description: "OpenFeature Remote Evaluation Protocol 0.3.0 bulk evaluation, for `@openfeature/ofrep-web-provider` and other static-context providers. One KV list per 1000 flags, no per-flag read. The ETag is a hash of the answer: it changes when a flag change alters what this context sees. Both OFREP routes allow CORS from any origin (preflight answered, ETag exposed), for web providers in browsers.",
-    requestHeaders: [{ name: "If-None-Match", description: "The ETag of an earlier answer: 304 with no body while it is still current" }],
+    description: "OFREP 0.3.0 (web providers). KV: 1 list per 1000 flags. ETag: a hash of the answer. CORS: any origin.",
+    requestHeaders: [{ name: "If-None-Match", description: "An earlier answer's ETag" }],
     body: OfrepRequest,
     responses: {
-      200: { description: "Every flag, evaluated for the context", schema: res.OfrepBulkEvaluation, headers: ["ETag"] },
-      304: { description: "Not modified: the If-None-Match tag is current", headers: ["ETag"] },
+      200: { description: "Every flag for the context", schema: res.OfrepBulkEvaluation, headers: ["ETag"] },
+      304: { description: "Not modified", headers: ["ETag"] },
       400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepBulkFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepBulkFailure },
       503: ofrepUnavailable(res.OfrepBulkFailure),
@@ -193,7 +193,7 @@ const NAMED: Record<string, Schema> = {
 
 const HEADERS: Record<Header, { description: string; schema: object }> = {
   "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer", minimum: 1 } },
-  "X-Cache": { description: "HIT (fresh copy), MISS (fetched from the origin now) or STALE (the origin failed; an older copy)", schema: { enum: ["HIT", "MISS", "STALE"] } },
+  "X-Cache": { description: "HIT, MISS (from the origin) or STALE (the origin failed)", schema: { enum: ["HIT", "MISS", "STALE"] } },
   ETag: { description: "Tag of this answer, for If-None-Match", schema: { type: "string" } },
   Allow: { description: "The methods the path accepts", schema: { type: "string" } },
   "WWW-Authenticate": { description: "The bearer challenge", schema: { type: "string" } },
@@ -266,12 +266,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
     info: {
       title: "kv-worker-stack",
       version,
-      description: [
-        "Sessions, a product cache and feature flags on Cloudflare Workers KV; flags also over OFREP for OpenFeature SDKs.",
-        'Errors are JSON `{"error", "code"}` (OFREP routes: `{key?, errorCode, errorDetails}`). Any path answers 405',
-        "`method_not_allowed` (with Allow) to a method it does not serve, and 404 `not_found` when no route matches;",
-        "an unexpected fault is a 500 `internal_error` that reveals nothing.",
-      ].join(" "),
+      description:
+        "Sessions, a product cache and feature flags on Workers KV; flags also over OFREP. Errors: `{error, code}` (OFREP: `{key?, errorCode, errorDetails}`); any route: 405 with Allow, 500 `internal_error`; no route: 404.",
     },
     tags: [
       { name: "health", description: "Liveness and this document" },

@@ -178,6 +178,12 @@ describe("OFREP from a browser on another origin", () => {
     expect(res.headers.get("Access-Control-Expose-Headers")).toContain("ETag");
   });
 
+  it("lets the page read an error too (FLAG_NOT_FOUND)", async () => {
+    const res = await call(`${SINGLE}/nope`, jsonInit("POST", { context: {} }, { Origin: origin }));
+    expect(res.status).toBe(404);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+  });
+
   it("leaves the rest of the API without CORS", async () => {
     const res = await call("/api/features/static", { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "GET" } });
     expect(res.status).toBe(405);
