@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { buildOpenApi } from "./scripts/lib/openapi-build.ts";
+import { buildOpenApi } from "./worker/openapi-build.ts";
 import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS } from "./worker/src/contract.ts";
 
 /**

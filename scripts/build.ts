@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import * as esbuild from "esbuild";
 import { CliError, isMain, runCommand } from "./lib/cli";
-import { assertValidOpenApi, buildOpenApi } from "./lib/openapi-build";
+import { assertValidOpenApi, buildOpenApi } from "../worker/openapi-build";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DIST = join(ROOT, "dist");

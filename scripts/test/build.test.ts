@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BUNDLE_BUDGET, build, OPENAPI_PATH, overBudget } from "../build";
-import { assertValidOpenApi, buildOpenApi } from "../lib/openapi-build";
+import { assertValidOpenApi, buildOpenApi } from "../../worker/openapi-build";
 
 // Builds into temporary folders: dist/ belongs to the global setup, which other test files read.
 const dirs: string[] = [];

@@ -1,7 +1,7 @@
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../env";
 
-/** The OpenAPI document, deflated and base64-encoded by the build (scripts/lib/openapi-build.ts). */
+/** The OpenAPI document, deflated and base64-encoded by the build (worker/openapi-build.ts). */
 declare const __OPENAPI_DEFLATED__: string;
 
 /** Rarely called, so it is inflated per request rather than kept in the isolate's memory. */

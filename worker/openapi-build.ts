@@ -1,7 +1,8 @@
 /**
  * The OpenAPI document as the build ships it: generated from the Worker's
- * schemas (worker/src/openapi.ts), checked by an independent validator, and
- * embedded in the bundle compressed.
+ * schemas (./src/openapi.ts), checked by an independent validator, and
+ * embedded in the bundle compressed. Node-only, beside the Worker's sources
+ * rather than in scripts/, so that whatever builds the bundle can import it.
  *
  * Embedding it raw would add ~17.5 KB to the minified bundle, and shipping the
  * generator (the JSON Schema converter plus the schemas) ~25 KB; deflated and
@@ -10,7 +11,7 @@
  * compressed first. The Worker inflates it when GET /openapi.json is called.
  */
 import { deflateRawSync } from "node:zlib";
-import { openApiDocument } from "../../worker/src/openapi.ts";
+import { openApiDocument } from "./src/openapi.ts";
 
 /** The esbuild `define` name the Worker's /openapi.json route reads (worker/src/routes/openapi.ts). */
 export const OPENAPI_DEFINE = "__OPENAPI_DEFLATED__";
