@@ -1,9 +1,10 @@
 /**
  * The purge route's cursor: KV's own list cursor, signed with the admin token
- * for one prefix. KV cursors are opaque, and KV does not refuse one it never
- * issued (locally it silently lists from elsewhere; remotely it fails as if KV
- * were down), so a cursor the Worker did not issue for this prefix is a 400
- * before KV sees it. Only the admin may purge, so the admin token is the key.
+ * for one prefix. KV cursors are opaque, and local KV does not refuse one it
+ * never issued: it silently lists from elsewhere, so a purge reported complete
+ * having deleted nothing (what the KV service does with one is undocumented).
+ * A cursor the Worker did not issue for this prefix is a 400 before KV sees
+ * it. Only the admin may purge, so the admin token is the key.
  */
 import { timingSafeEqual } from "hono/utils/buffer";
 
