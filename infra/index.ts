@@ -5,7 +5,7 @@
  */
 import { join, relative } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { DIST, ensureBuilt } from "../scripts/build";
+import { DIST, ensureBuilt } from "../worker/build";
 import { FeatureFlags } from "./components/feature-flags";
 import { KvNamespaces } from "./components/kv-namespaces";
 import { type Bundle, WorkerService } from "./components/worker-service";

@@ -21,7 +21,7 @@ export interface Vars {
 
 export type AppEnv = { Bindings: Env; Variables: Vars };
 
-/** Replaced by esbuild at build time; see scripts/build.ts. */
+/** Replaced by esbuild at build time; see worker/build.ts. */
 declare global {
   const __BUILD_VERSION__: string;
 }
