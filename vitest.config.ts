@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS } from "./worker/src/contract.ts";
+import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS, LOCAL_VERSION_METADATA, VERSION_METADATA_BINDING } from "./worker/src/contract.ts";
 
 /**
  * Two projects: `worker` runs inside workerd against real local KV;
@@ -17,7 +17,12 @@ export default defineConfig({
               compatibilityDate: COMPATIBILITY_DATE,
               compatibilityFlags: [...COMPATIBILITY_FLAGS],
               kvNamespaces: [...KV_BINDINGS],
-              bindings: { ADMIN_TOKEN: "test-admin-token", ENVIRONMENT: "test", ORIGIN_URL: "https://origin.test" },
+              bindings: {
+                ADMIN_TOKEN: "test-admin-token",
+                ENVIRONMENT: "test",
+                ORIGIN_URL: "https://origin.test",
+                [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA },
+              },
             },
           }),
         ],

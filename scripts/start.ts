@@ -14,7 +14,7 @@ import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import { loadStackConfig, workerVars } from "../infra/stack-file";
-import { type Flag, KV_BINDINGS, SECRETS, VARS, encodeFlag, flagKey } from "../worker/src/contract";
+import { type Flag, KV_BINDINGS, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
@@ -79,7 +79,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     compatibilityFlags: [...settings.compatibilityFlags],
     kvNamespaces: [...KV_BINDINGS],
     kvPersist: options.ephemeral ? false : dataDir,
-    bindings: { ...vars, [SECRETS.adminToken]: adminToken },
+    // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
+    bindings: { ...vars, [SECRETS.adminToken]: adminToken, [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA } },
     host,
     port,
   });

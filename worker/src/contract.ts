@@ -23,6 +23,26 @@ export const VARS = {
   bundleSha256: "BUNDLE_SHA256",
 } as const;
 
+/**
+ * The `version_metadata` binding: the running version's {id, tag, timestamp},
+ * reported by /health so a smoke test can tell which version answered.
+ */
+export const VERSION_METADATA_BINDING = "CF_VERSION_METADATA";
+
+/** What the version_metadata binding holds; the local stack and tests supply a stand-in. */
+export interface VersionMetadata {
+  id: string;
+  tag: string;
+  timestamp: string;
+}
+
+/** The stand-in for the local stack and tests: no Cloudflare version exists there. */
+export const LOCAL_VERSION_METADATA: VersionMetadata = {
+  id: "00000000-0000-4000-8000-000000000000",
+  tag: "local",
+  timestamp: "1970-01-01T00:00:00.000Z",
+};
+
 /** Secret variables; never plain text, never in an output. */
 export const SECRETS = { adminToken: "ADMIN_TOKEN" } as const;
 

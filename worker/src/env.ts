@@ -1,4 +1,4 @@
-import type { SessionRecord } from "./contract";
+import type { SessionRecord, VersionMetadata } from "./contract";
 
 /** Bindings the Worker receives; names match KV_BINDINGS, VARS and SECRETS in ./contract. */
 export interface Env {
@@ -12,6 +12,8 @@ export interface Env {
   CACHE_TTL_SECONDS?: string;
   MANAGED_FLAGS?: string;
   BUNDLE_SHA256?: string;
+  /** VERSION_METADATA_BINDING in ./contract; absent only where nothing supplies it. */
+  CF_VERSION_METADATA?: VersionMetadata;
 }
 
 /** Per-request values set by middleware. */
