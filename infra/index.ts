@@ -1,19 +1,32 @@
 /**
  * The stack: KV namespaces (and their preview twins), the Worker with its
- * bindings, routes and domains, and the flags declared as code. Pulumi runs
- * the default export; the tests and `npm run plan` run it on the mock engine.
+ * version, deployment, routes and domains, and the flags declared as code.
+ * Pulumi runs the default export; the tests and `npm run plan` run it on the
+ * mock engine.
  */
 import { join, relative } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { DIST, ensureBuilt } from "../worker/build";
+import { DIST, ensureBuilt, readManifest } from "../worker/build";
 import { FeatureFlags } from "./components/feature-flags";
 import { KvNamespaces } from "./components/kv-namespaces";
 import { type Bundle, WorkerService } from "./components/worker-service";
 import { readConfig } from "./config";
 import { customDomainUrls, primaryUrl, workerVars, workersDevUrl } from "./stack-file";
 
+/**
+ * Set by the release commands for an update that only moves traffic (a
+ * targeted update of the deployment): the version resource is not updated, so
+ * the program must not build either, and works without dist/.
+ */
+export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
+
 /** Builds dist/ when it is missing or older than the Worker's sources, as `npm run build` does. */
 async function currentBundle(): Promise<Bundle> {
+  if (process.env[NO_BUILD_ENV]) {
+    const manifest = await readManifest();
+    // Never uploaded: only the deployment is targeted, and it keeps the version in the state.
+    return { contentFile: relative(process.cwd(), join(DIST, manifest?.mainModule ?? "worker.js")), sha256: manifest?.sha256 ?? "not-built", mainModule: manifest?.mainModule ?? "worker.js" };
+  }
   const manifest = await ensureBuilt((line) => pulumi.log.info(line));
   // Relative to the working directory, which Pulumi also gives the provider:
   // the same input on every machine, where an absolute path would differ.
@@ -40,6 +53,8 @@ export default async function program(bundle?: Bundle) {
     vars: workerVars(config, built.sha256),
     adminToken: config.adminToken,
     workersDev: config.workersDev,
+    workersDevSubdomain: config.workersDevSubdomain,
+    rollout: config.rollout,
     zoneId: config.zoneId,
     zoneName: config.zoneName,
     routes: config.routes,
@@ -52,7 +67,11 @@ export default async function program(bundle?: Bundle) {
     url: primaryUrl(config),
     workersDevUrl: workersDevUrl(config),
     customDomainUrls: customDomainUrls(config),
-    bundleSha256: built.sha256,
+    bundleSha256: worker.candidateBundleSha256,
+    activeVersionId: worker.activeVersionId,
+    candidateVersionId: worker.candidateVersionId,
+    deployment: worker.deployment,
+    versionUrl: worker.versionUrl,
     namespaceIds: namespaces.ids,
     previewNamespaceIds: namespaces.previewIds,
     adminToken: config.adminToken,

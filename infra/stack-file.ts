@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
+import { parseRollout, type Rollout } from "./rollout";
 import {
   CACHE_TTL,
   COMPATIBILITY_DATE,
@@ -57,6 +58,8 @@ export interface StackConfig {
   protect: boolean;
   /** Feature flags declared as code, by name. */
   flags: Record<string, Flag>;
+  /** How traffic splits between the version this update uploads and the stable one. */
+  rollout: Rollout;
   /** Physical names of the KV namespaces, built here and nowhere else. */
   namespaceTitles: Record<KvBinding, { title: string; previewTitle: string }>;
 }
@@ -98,6 +101,7 @@ export const CONFIG_KEYS = [
   "cacheTtlSeconds",
   "protect",
   "flags",
+  "rollout",
 ] as const;
 export const SECRET_KEYS = ["adminToken"] as const;
 
@@ -196,6 +200,8 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     flags[name] = parsed.output as Flag;
   }
 
+  const rollout = parseRollout(read.object("rollout"), fail);
+
   const reachable = customDomains.length > 0 || (workersDev && workersDevSubdomain) || routes.some((r) => !r.startsWith("*"));
   if (!reachable) {
     fail("customDomains", "the Worker would have no URL: set customDomains, a route without a wildcard host, or workersDev with workersDevSubdomain");
@@ -227,6 +233,7 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     cacheTtlSeconds,
     protect,
     flags,
+    rollout,
     namespaceTitles,
   };
 }

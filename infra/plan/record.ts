@@ -17,6 +17,8 @@ export interface RecordedBinding {
   name: string;
   namespaceId?: string;
   text?: string;
+  /** `inherit` bindings: the version the value comes from. */
+  versionId?: string;
 }
 
 export interface RecordedResource {

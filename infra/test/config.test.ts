@@ -8,6 +8,7 @@ import { recordStack } from "../plan/record";
 import { CONFIG_KEYS, ConfigError, PLACEHOLDER_ID, SECRET_KEYS, loadStackConfig, parseStackConfig, readStackFiles } from "../stack-file";
 
 const prod = () => readStackFiles("prod");
+const STABLE = "5f1d6b0e-8c1a-4e2b-9d3c-7a6f5e4d3c2b";
 const expectError = (raw: Record<string, unknown>, key: string, detail: RegExp, options = {}) => {
   let error: unknown;
   try {
@@ -45,6 +46,23 @@ describe("stack config validation", () => {
   it("refuses a non-https origin", () => expectError({ ...prod(), originUrl: "http://origin.test" }, "originUrl", /https:\/\//));
   it("refuses a stack with no way to reach the Worker", () =>
     expectError({ ...prod(), routes: [], customDomains: [], workersDev: false }, "customDomains", /no URL/));
+  it("refuses a rollout below 100 % without a stable version, naming the key", () =>
+    expectError({ ...prod(), rollout: { percent: 10 } }, "rollout.stableVersionId", /required when rollout.percent is 10/));
+  it("refuses a rollout percent that is not an integer from 0 to 100", () => {
+    expectError({ ...prod(), rollout: { percent: 101 } }, "rollout.percent", /integer from 0 to 100/);
+    expectError({ ...prod(), rollout: { percent: 12.5, stableVersionId: STABLE } }, "rollout.percent", /integer from 0 to 100/);
+  });
+  it("refuses a stable version that is not a version id, and unknown rollout keys", () => {
+    expectError({ ...prod(), rollout: { percent: 0, stableVersionId: "v1" } }, "rollout.stableVersionId", /version id/);
+    expectError({ ...prod(), rollout: { percentage: 10 } }, "rollout.percentage", /unknown key/);
+  });
+  it("defaults the rollout to 100 % and reads it as Pulumi passes it (JSON)", () => {
+    expect(parseStackConfig("prod", prod()).rollout).toEqual({ percent: 100 });
+    expect(parseStackConfig("prod", { ...prod(), rollout: JSON.stringify({ percent: 0, stableVersionId: STABLE.toUpperCase() }) }).rollout).toEqual({
+      percent: 0,
+      stableVersionId: STABLE,
+    });
+  });
   it("refuses the placeholder IDs only when deploying", () => {
     expect(parseStackConfig("prod", prod()).accountId).toBe(PLACEHOLDER_ID);
     expectError(prod(), "accountId", /still the placeholder/, { deploying: true });
