@@ -4,10 +4,37 @@
  * Whatever it writes it removes again, even when a check fails.
  *
  *   npm run smoke -- --url <base> [--admin-token <token>] [--expect-sha256 <hash>] [--product <id>]
+ *                    [--version-id <id> [--worker <name> | --stack <name>]]
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
+import { loadStackConfig } from "../infra/stack-file";
 import { CliError, describeFetchError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+
+/** The request header that sends a request to one version of a Worker in its active deployment. */
+export const VERSION_OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides";
+
+/** A request pinned to one version: of which Worker, and which version. */
+export interface VersionOverride {
+  workerName: string;
+  versionId: string;
+}
+
+/**
+ * The header's value: an RFC 8941 dictionary whose key is the Worker's name
+ * and whose value is the version id as a String (quoted), e.g.
+ * `my-worker="dc8dcd28-271b-4367-9840-6c244f84cb40"`. A Worker name that is
+ * not a valid dictionary key, or an id with characters a String cannot hold,
+ * would make Cloudflare ignore the header and route by percentage instead,
+ * so both are refused here.
+ */
+export function versionOverrideHeader({ workerName, versionId }: VersionOverride): string {
+  if (!/^[a-z*][a-z0-9_\-.*]*$/.test(workerName)) {
+    throw new CliError(`Worker name "${workerName}" cannot be a ${VERSION_OVERRIDE_HEADER} key (lower-case, starting with a letter)`);
+  }
+  if (!/^[\x20-\x7e]*$/.test(versionId)) throw new CliError(`version id ${JSON.stringify(versionId)} has characters a structured-header String cannot hold`);
+  return `${workerName}="${versionId.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
 
 export interface SmokeOptions {
   /** Base URL of the deployment, e.g. http://127.0.0.1:8787. */
@@ -16,6 +43,11 @@ export interface SmokeOptions {
   adminToken?: string | undefined;
   /** When set, /health must report this bundle; a fresh deployment is waited for up to `rolloutTimeoutMs`. */
   expectSha256?: string | undefined;
+  /**
+   * Send every request to this version (it must be in the active deployment,
+   * at any percentage, 0 included); /health must report it as versionId.
+   */
+  versionOverride?: VersionOverride | undefined;
   /** A product the origin knows (default "1"). */
   productId?: string;
   requestTimeoutMs?: number;
@@ -42,6 +74,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
   const base = options.url.replace(/\/+$/, "");
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const results: SmokeResult[] = [];
+  const override: Record<string, string> = options.versionOverride ? { [VERSION_OVERRIDE_HEADER]: versionOverrideHeader(options.versionOverride) } : {};
 
   /** The admin token goes only to the routes that need it. */
   const request = async (method: string, path: string, { body, admin = false }: { body?: unknown; admin?: boolean } = {}) => {
@@ -49,6 +82,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
       return await fetch(`${base}${path}`, {
         method,
         headers: {
+          ...override,
           ...(admin ? { authorization: `Bearer ${options.adminToken}` } : {}),
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
@@ -87,7 +121,8 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
   };
 
   await check("health", async () => {
-    const deadline = Date.now() + (options.expectSha256 ? (options.rolloutTimeoutMs ?? 60_000) : 0);
+    const waits = options.expectSha256 !== undefined || options.versionOverride !== undefined;
+    const deadline = Date.now() + (waits ? (options.rolloutTimeoutMs ?? 60_000) : 0);
     for (;;) {
       try {
         const health = await readJson(await request("GET", "/health"), 200);
@@ -96,7 +131,14 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
         if (options.expectSha256 && sha !== options.expectSha256) {
           throw new Error(`serves bundle ${sha ?? "(none reported)"}, expected ${options.expectSha256}`);
         }
-        return `${String(health.environment ?? "?")}, bundle ${sha ? sha.slice(0, 12) : "(not reported)"}`;
+        const versionId = typeof health.versionId === "string" ? health.versionId : undefined;
+        if (options.versionOverride && versionId !== options.versionOverride.versionId) {
+          throw new Error(
+            `answered by version ${versionId ?? "(none reported)"}, expected ${options.versionOverride.versionId} ` +
+              `(an override applies only to a version in the active deployment of Worker "${options.versionOverride.workerName}")`,
+          );
+        }
+        return `${String(health.environment ?? "?")}, bundle ${sha ? sha.slice(0, 12) : "(not reported)"}${versionId ? `, version ${versionId}` : ""}`;
       } catch (error) {
         // A deployment reaches every location within seconds; until then the old version may answer.
         if (Date.now() + ROLLOUT_POLL_MS > deadline) throw error;
@@ -225,10 +267,17 @@ async function main(): Promise<number> {
         "admin-token": { type: "string" },
         "expect-sha256": { type: "string" },
         product: { type: "string" },
+        "version-id": { type: "string" },
+        worker: { type: "string" },
+        stack: { type: "string" },
       },
     }),
   );
-  if (!values.url) throw new CliError("usage: npm run smoke -- --url <base> [--admin-token <token>] [--expect-sha256 <hash>] [--product <id>]");
+  if (!values.url) {
+    throw new CliError(
+      "usage: npm run smoke -- --url <base> [--admin-token <token>] [--expect-sha256 <hash>] [--product <id>] [--version-id <id> [--worker <name> | --stack <name>]]",
+    );
+  }
   let url: URL;
   try {
     url = new URL(values.url);
@@ -238,11 +287,18 @@ async function main(): Promise<number> {
   // .dev.vars is what `npm start` reads its token from; it says nothing about a remote deployment.
   const devVars = LOCAL_HOSTS.has(url.hostname) ? readDevVars() : {};
   const adminToken = firstSet(values["admin-token"], process.env.ADMIN_TOKEN, devVars.ADMIN_TOKEN);
-  console.log(`Smoke test of ${values.url}`);
+  // The override header names the Worker: --worker, else the workerName of --stack (default dev).
+  const versionOverride = values["version-id"]
+    ? { versionId: values["version-id"], workerName: values.worker ?? loadStackConfig(values.stack ?? "dev").workerName }
+    : undefined;
+  console.log(
+    `Smoke test of ${values.url}${versionOverride ? ` through ${VERSION_OVERRIDE_HEADER}: ${versionOverrideHeader(versionOverride)}` : ""}`,
+  );
   const results = await runSmoke({
     url: values.url,
     adminToken,
     expectSha256: values["expect-sha256"],
+    versionOverride,
     ...(values.product ? { productId: values.product } : {}),
     log: (line) => console.log(line),
   });

@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
-import { runSmoke } from "../smoke";
+import { LOCAL_VERSION_METADATA } from "../../worker/src/contract";
+import { runSmoke, versionOverrideHeader } from "../smoke";
 import { startLocalStack, type LocalStack } from "../start";
 
 const CHECKS = ["health", "session create", "session read", "session delete", "flag put", "flag evaluate", "flag delete", "cache read"];
@@ -65,6 +66,19 @@ describe("npm run smoke against the real local stack", () => {
     expect(stdout).toMatch(/^– session create +skipped: no admin token \(pass --admin-token or set ADMIN_TOKEN\)$/m);
     expect(stdout).toContain("2 passed, 0 failed, 6 skipped");
     expect(code).toBe(0);
+  }, 60_000);
+
+  it("pins every request to --version-id and checks that version answers", async () => {
+    const { code, stdout } = await smokeCli(["--url", stack.url, "--version-id", LOCAL_VERSION_METADATA.id, "--worker", "kv-worker-stack-dev-worker"]);
+    expect(stdout).toContain(`through Cloudflare-Workers-Version-Overrides: kv-worker-stack-dev-worker="${LOCAL_VERSION_METADATA.id}"`);
+    expect(stdout).toMatch(new RegExp(`^✓ health +local, bundle [0-9a-f]{12}, version ${LOCAL_VERSION_METADATA.id}`, "m"));
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it("fails health when another version than --version-id answers", async () => {
+    const versionOverride = { workerName: "kv-worker-stack-dev-worker", versionId: "5f1d6b0e-8c1a-4e2b-9d3c-7a6f5e4d3c2b" };
+    const results = await runSmoke({ url: stack.url, versionOverride, rolloutTimeoutMs: 0 });
+    expect(results[0]).toMatchObject({ status: "fail", detail: expect.stringMatching(`^answered by version ${LOCAL_VERSION_METADATA.id}, expected ${versionOverride.versionId}`) });
   }, 60_000);
 
   it("fails health when the deployment serves another bundle than expected", async () => {
@@ -186,4 +200,35 @@ describe("npm run smoke against a broken deployment", () => {
     expect(stdout).toMatch(/^– session read +skipped: no session was created$/m);
     expect(code).toBe(1);
   }, 60_000);
+});
+
+describe("the version override header", () => {
+  it("is an RFC 8941 dictionary: the Worker's name as key, the version id as a quoted String", () => {
+    expect(versionOverrideHeader({ workerName: "kv-worker-stack-prod-worker", versionId: "dc8dcd28-271b-4367-9840-6c244f84cb40" })).toBe(
+      'kv-worker-stack-prod-worker="dc8dcd28-271b-4367-9840-6c244f84cb40"',
+    );
+    expect(versionOverrideHeader({ workerName: "w", versionId: 'a"b\\c' })).toBe('w="a\\"b\\\\c"');
+  });
+
+  it("refuses what a dictionary cannot hold, rather than sending a header Cloudflare would ignore", () => {
+    expect(() => versionOverrideHeader({ workerName: "1-worker", versionId: "v" })).toThrow(/cannot be a Cloudflare-Workers-Version-Overrides key/);
+    expect(() => versionOverrideHeader({ workerName: "Worker", versionId: "v" })).toThrow(/key/);
+    expect(() => versionOverrideHeader({ workerName: "w", versionId: "v\u00e9" })).toThrow(/String cannot hold/);
+  });
+
+  it("goes on every request the smoke test sends", async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((request, response) => {
+      seen.push(request.headers["cloudflare-workers-version-overrides"] as string | undefined);
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status: "ok", versionId: "v-1", id: "1", title: "t" }));
+    });
+    try {
+      await runSmoke({ url: await listen(server), versionOverride: { workerName: "my-worker", versionId: "v-1" }, rolloutTimeoutMs: 0 });
+    } finally {
+      server.close();
+    }
+    expect(seen.length).toBeGreaterThan(1);
+    expect(new Set(seen)).toEqual(new Set(['my-worker="v-1"']));
+  });
 });
