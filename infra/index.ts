@@ -6,19 +6,12 @@
  */
 import { join, relative } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { DIST, ensureBuilt, readManifest } from "../worker/build";
+import { DIST, NO_BUILD_ENV, ensureBuilt, readManifest } from "../worker/build";
 import { FeatureFlags } from "./components/feature-flags";
 import { KvNamespaces } from "./components/kv-namespaces";
 import { type Bundle, WorkerService } from "./components/worker-service";
 import { readConfig } from "./config";
 import { customDomainUrls, primaryUrl, workerVars, workersDevUrl } from "./stack-file";
-
-/**
- * Set by the release commands for an update that only moves traffic (a
- * targeted update of the deployment): the version resource is not updated, so
- * the program must not build either, and works without dist/.
- */
-export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
 
 /** Builds dist/ when it is missing or older than the Worker's sources, as `npm run build` does. */
 async function currentBundle(): Promise<Bundle> {

@@ -20,6 +20,12 @@ export const BUNDLE_PATH = join(DIST, "worker.js");
 export const MANIFEST_PATH = join(DIST, "manifest.json");
 const ENTRY = join(ROOT, "worker/src/index.ts");
 const SOURCES = join(ROOT, "worker/src");
+/**
+ * Set by the release commands for an update that only moves traffic (a
+ * targeted update of the deployment): the version resource is not updated, so
+ * the Pulumi program must not build either, and works without dist/.
+ */
+export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
 /** The budget for the minified bundle. */
 export const BUNDLE_BUDGET_BYTES = 50 * 1024;
 

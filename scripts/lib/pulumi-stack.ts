@@ -1,13 +1,15 @@
 /**
- * The small interface the delivery commands (deploy, promote) drive a Pulumi
- * stack through, and its one implementation on the Automation API. Promotion
- * logic only sees `StackOps`, so its tests inject a fake of this interface
- * instead of faking the Pulumi CLI.
+ * The small interface the delivery commands (deploy, promote, rollback) drive
+ * a Pulumi stack through, and its one implementation on the Automation API.
+ * Promotion and rollback logic only see `StackOps`, so their tests inject a
+ * fake of this interface instead of faking the Pulumi CLI.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as v from "valibot";
-import { ROOT } from "../build";
+import { parseRollout, type Rollout } from "../../infra/rollout";
+import { ConfigError, PROJECT } from "../../infra/stack-file";
+import { NO_BUILD_ENV, ROOT } from "../build";
 import { CliError } from "./cli";
 
 /** Resource operation → count, as the engine reports it (`same`, `create`, `update`, `replace`…). */
@@ -21,6 +23,10 @@ const StackOutputs = v.object({
   workersDevUrl: v.optional(v.string()),
   customDomainUrls: v.optional(v.array(v.string())),
   bundleSha256: v.optional(v.string()),
+  activeVersionId: v.optional(v.string()),
+  candidateVersionId: v.optional(v.string()),
+  deployment: v.optional(v.array(v.object({ versionId: v.string(), percent: v.number() }))),
+  versionUrl: v.optional(v.string()),
   adminToken: v.optional(v.string()),
 });
 export type StackOutputs = v.InferOutput<typeof StackOutputs>;
@@ -41,7 +47,19 @@ export interface StackOps {
   up(): Promise<{ changes: ChangeSummary; version: number }>;
   outputs(): Promise<StackOutputs>;
   history(): Promise<StackUpdate[]>;
+  /** The stack config `rollout`, as the program reads it. */
+  rollout(): Promise<Rollout>;
+  /** Sets the stack config `rollout` (Pulumi writes it to Pulumi.<stack>.yaml) for the next update. */
+  setRollout(rollout: Rollout): Promise<void>;
+  /**
+   * Updates the deployment alone (a targeted update): moves traffic between
+   * versions already uploaded, in seconds, without building or uploading.
+   */
+  upDeployment(): Promise<{ changes: ChangeSummary; version: number }>;
 }
+
+const ROLLOUT_KEY = `${PROJECT}:rollout`;
+const DEPLOYMENT_TYPE = "cloudflare:index/workersDeployment:WorkersDeployment";
 
 export const PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/install/";
 export const PULUMI_MISSING_MESSAGE = `the Pulumi CLI is not installed (no \`pulumi\` on PATH); install it from ${PULUMI_INSTALL_URL} and run this again`;
@@ -78,14 +96,34 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
     // The engine already printed why; its error repeats all of that output.
     throw new CliError(`pulumi ${operation} of stack "${stackName}" failed (the engine's output above says why)`);
   };
+  const update = (result: { summary: { resourceChanges?: ChangeSummary; version: number } }) => ({
+    changes: result.summary.resourceChanges ?? {},
+    version: result.summary.version,
+  });
   return {
     name: stackName,
     preview: () => stack.preview({ ...stream, diff: true }).then((result) => result.changeSummary, failed("preview")),
-    up: () =>
-      stack.up({ ...stream, diff: true }).then(
-        (result) => ({ changes: result.summary.resourceChanges ?? {}, version: result.summary.version }),
-        failed("up"),
-      ),
+    up: () => stack.up({ ...stream, diff: true }).then(update, failed("up")),
+    rollout: async () => {
+      const value = await stack.getConfig(ROLLOUT_KEY).then((config) => config.value, () => undefined);
+      const fail = (key: string, detail: string): never => {
+        throw new ConfigError(stackName, key, detail);
+      };
+      return parseRollout(value === undefined ? undefined : JSON.parse(value), fail);
+    },
+    setRollout: (rollout) => stack.setConfig(ROLLOUT_KEY, { value: JSON.stringify(rollout) }),
+    upDeployment: async () => {
+      const resources = (await stack.exportStack()).deployment?.resources as { urn: string; type: string }[] | undefined;
+      const deployment = resources?.find((resource) => resource.type === DEPLOYMENT_TYPE);
+      if (!deployment) throw new CliError(`stack "${stackName}" has no Worker deployment yet; run a full update first (npm run deploy -- --stack ${stackName})`);
+      // The program still runs in a targeted update; it must not build (see infra/index.ts).
+      process.env[NO_BUILD_ENV] = "1";
+      try {
+        return await stack.up({ ...stream, target: [deployment.urn] }).then(update, failed("up of the deployment"));
+      } finally {
+        delete process.env[NO_BUILD_ENV];
+      }
+    },
     outputs: async () => {
       const raw = await stack.outputs();
       // An output the program left unset (workersDevUrl without workers.dev) may come back as null.
