@@ -9,12 +9,20 @@
  *   npm run promote -- --from dev --to prod [--steps 0,10,50,100] [--hold <seconds>] [--yes]
  */
 import { parseArgs } from "node:util";
-import { formatSplit, type Rollout, type TrafficShare } from "../infra/rollout";
+import { formatSplit, type Rollout, trafficSplit } from "../infra/rollout";
 import type { Manifest } from "./build";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { readArtifact } from "./lib/delivery-artifact";
 import { askToConfirm, canConfirm } from "./lib/delivery-prompt";
-import { EXIT_MISSING_TOOL, formatChanges, openStack, PULUMI_MISSING_MESSAGE, pulumiCliVersion, type StackOps } from "./lib/pulumi-stack";
+import {
+  currentSplit,
+  EXIT_MISSING_TOOL,
+  formatChanges,
+  openStack,
+  PULUMI_MISSING_MESSAGE,
+  pulumiCliVersion,
+  type StackOps,
+} from "./lib/pulumi-stack";
 import { runSmoke, summarize, type SmokeOptions, type SmokeResult } from "./smoke";
 
 export const DEFAULT_STEPS = [0, 10, 50, 100];
@@ -68,10 +76,10 @@ export async function runPromotion(deps: PromotionDeps): Promise<void> {
   }
   log(`✓ dist/ holds the bundle ${from.name} runs: sha256 ${deployed}`);
 
-  const before = await to.outputs();
-  const stable = before.activeVersionId;
-  log(stable ? `${to.name} serves ${formatSplit(before.deployment ?? [])}; stable version ${stable}` : `${to.name} has no deployed version yet: its first release goes to 100 % at once`);
-  const previousRollout = await to.rollout();
+  const { split: before, rollout: previousRollout } = await currentSplit(to);
+  // The version taking the majority of traffic now is the one to fall back to.
+  const stable = before[0]?.versionId;
+  log(stable ? `${to.name} serves ${formatSplit(before)}; stable version ${stable}` : `${to.name} has no deployed version yet: its first release goes to 100 % at once`);
   // The first release has nothing to split with or fall back to.
   const first: Rollout = stable ? { percent: 0, stableVersionId: stable } : { percent: 100 };
   await to.setRollout(first);
@@ -130,14 +138,14 @@ export async function runPromotion(deps: PromotionDeps): Promise<void> {
 
   const steps = deps.steps.filter((step) => step > 0);
   const total = steps.length + 1;
-  let split: TrafficShare[] = after.deployment ?? [];
   for (const [index, percent] of [0, ...steps].entries()) {
+    const rollout = { percent, stableVersionId: stable };
     if (percent > 0) {
-      await to.setRollout({ percent, stableVersionId: stable });
+      await to.setRollout(rollout);
       const moved = await to.upDeployment();
-      split = (await to.outputs()).deployment ?? [];
       log(`  traffic moved (update ${moved.version})`);
     }
+    const split = trafficSplit(rollout, candidate);
     // At 0 % one check; at every later step keep checking until the hold is over, the last check at its end.
     const holdUntil = deps.now() + (percent > 0 ? deps.holdSeconds * 1000 : 0);
     let runs = 0;

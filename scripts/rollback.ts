@@ -7,10 +7,10 @@
  *   npm run rollback -- --stack <name> [--to <versionId>] [--yes]
  */
 import { parseArgs } from "node:util";
-import { formatSplit, VERSION_ID_PATTERN } from "../infra/rollout";
+import { formatSplit, trafficSplit, VERSION_ID_PATTERN } from "../infra/rollout";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { askToConfirm, canConfirm } from "./lib/delivery-prompt";
-import { EXIT_MISSING_TOOL, openStack, PULUMI_MISSING_MESSAGE, pulumiCliVersion, type StackOps } from "./lib/pulumi-stack";
+import { currentSplit, EXIT_MISSING_TOOL, openStack, PULUMI_MISSING_MESSAGE, pulumiCliVersion, type StackOps } from "./lib/pulumi-stack";
 
 export interface RollbackDeps {
   stack: StackOps;
@@ -29,27 +29,25 @@ export const findVersionsHint = (stack: string) =>
 
 export async function runRollback(deps: RollbackDeps): Promise<void> {
   const { stack, log } = deps;
-  const outputs = await stack.outputs();
-  const before = outputs.deployment ?? [];
+  const { outputs, rollout, split: before } = await currentSplit(stack);
   if (before.length === 0) throw new CliError(`stack "${stack.name}" has no deployment output: nothing is deployed to roll back. ${findVersionsHint(stack.name)}`);
   log(`${stack.name} now:    ${formatSplit(before)}`);
 
   if (deps.to !== undefined && !VERSION_ID_PATTERN.test(deps.to)) throw new CliError(`--to ${deps.to} is not a Worker version id (a UUID). ${findVersionsHint(stack.name)}`);
-  // The stable version the last promotion kept is the previous release; else the other version of a split.
-  const target =
-    deps.to ??
-    (await stack.rollout()).stableVersionId ??
-    before.find((share) => share.versionId !== outputs.candidateVersionId)?.versionId;
+  // The stable version the last promotion kept (the config remembers it, also after 100 %) is the previous release.
+  const target = deps.to ?? rollout.stableVersionId;
   if (!target) throw new CliError(`${stack.name} has no previous stable version on record; pass --to <versionId>. ${findVersionsHint(stack.name)}`);
   if (before.length === 1 && before[0]!.versionId === target) {
     log(`✓ ${stack.name} already sends 100 % to ${target}; nothing to do`);
     return;
   }
 
-  log(`${stack.name} after:  ${target} 100 %${outputs.candidateVersionId && outputs.candidateVersionId !== target ? ` + ${outputs.candidateVersionId} 0 %` : ""}`);
+  const next = { percent: 0, stableVersionId: target };
+  const after = outputs.candidateVersionId ? trafficSplit(next, outputs.candidateVersionId) : [{ versionId: target, percent: 100 }];
+  log(`${stack.name} after:  ${formatSplit(after)}`);
   if (!deps.yes && !(await deps.confirm(`Move all of ${stack.name}'s traffic to ${target}?`))) throw new CliError(`rollback cancelled; ${stack.name} was not changed`);
 
-  await stack.setRollout({ percent: 0, stableVersionId: target });
+  await stack.setRollout(next);
   try {
     await stack.upDeployment();
   } catch (error) {
@@ -59,7 +57,6 @@ export async function runRollback(deps: RollbackDeps): Promise<void> {
         "rolling back would bring the old token back, so it is refused (see README, Releases).",
     );
   }
-  const after = (await stack.outputs()).deployment ?? [];
   log(`✓ rolled back ${stack.name}: ${formatSplit(after)}`);
   log(findVersionsHint(stack.name));
 }

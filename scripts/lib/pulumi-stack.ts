@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as v from "valibot";
-import { parseRollout, type Rollout } from "../../infra/rollout";
+import { parseRollout, type Rollout, type TrafficShare, trafficSplit } from "../../infra/rollout";
 import { ConfigError, PROJECT } from "../../infra/stack-file";
 import { NO_BUILD_ENV, ROOT } from "../build";
 import { CliError } from "./cli";
@@ -141,6 +141,17 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
         ...(update.environment?.["git.head"] ? { commit: update.environment["git.head"] } : {}),
       })),
   };
+}
+
+/**
+ * What a stack's deployment is now: the rollout config applied to the version
+ * the last full update uploaded. Read from the config rather than the
+ * `deployment` output, which a targeted update may leave as it was.
+ */
+export async function currentSplit(stack: StackOps): Promise<{ outputs: StackOutputs; rollout: Rollout; split: TrafficShare[] }> {
+  const [outputs, rollout] = await Promise.all([stack.outputs(), stack.rollout()]);
+  const split = outputs.candidateVersionId ? trafficSplit(rollout, outputs.candidateVersionId) : (outputs.deployment ?? []);
+  return { outputs, rollout, split };
 }
 
 const OPERATIONS: [op: string, planned: string, done: string][] = [

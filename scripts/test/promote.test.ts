@@ -228,13 +228,14 @@ describe("runRollback", () => {
     expect(stack.deployment()[0]).toEqual({ versionId: OLDER, percent: 100 });
   });
 
-  it("takes the other version of a split when the config names none", async () => {
+  it("takes a split in progress back to its stable version", async () => {
     const { run, stack } = rollback({
       uploaded: NEW,
       deployment: [
         { versionId: NEW, percent: 60 },
         { versionId: STABLE, percent: 40 },
       ],
+      rollout: { percent: 60, stableVersionId: STABLE },
     });
     await run();
     expect(stack.deployment()[0]).toEqual({ versionId: STABLE, percent: 100 });
