@@ -64,6 +64,8 @@ export default async function program(bundle?: Bundle) {
     activeVersionId: worker.activeVersionId,
     candidateVersionId: worker.candidateVersionId,
     deployment: worker.deployment,
+    // The version a rollout falls back to; kept after 100 % as the rollback target.
+    stableVersionId: config.rollout.stableVersionId,
     versionUrl: worker.versionUrl,
     namespaceIds: namespaces.ids,
     previewNamespaceIds: namespaces.previewIds,

@@ -76,7 +76,8 @@ export async function runPromotion(deps: PromotionDeps): Promise<void> {
   }
   log(`✓ dist/ holds the bundle ${from.name} runs: sha256 ${deployed}`);
 
-  const { split: before, rollout: previousRollout } = await currentSplit(to);
+  const { split: before } = await currentSplit(to);
+  const previousRollout = await to.rollout();
   // The version taking the majority of traffic now is the one to fall back to.
   const stable = before[0]?.versionId;
   log(stable ? `${to.name} serves ${formatSplit(before)}; stable version ${stable}` : `${to.name} has no deployed version yet: its first release goes to 100 % at once`);

@@ -29,13 +29,13 @@ export const findVersionsHint = (stack: string) =>
 
 export async function runRollback(deps: RollbackDeps): Promise<void> {
   const { stack, log } = deps;
-  const { outputs, rollout, split: before } = await currentSplit(stack);
+  const { outputs, split: before, stableVersionId } = await currentSplit(stack);
   if (before.length === 0) throw new CliError(`stack "${stack.name}" has no deployment output: nothing is deployed to roll back. ${findVersionsHint(stack.name)}`);
   log(`${stack.name} now:    ${formatSplit(before)}`);
 
   if (deps.to !== undefined && !VERSION_ID_PATTERN.test(deps.to)) throw new CliError(`--to ${deps.to} is not a Worker version id (a UUID). ${findVersionsHint(stack.name)}`);
   // The stable version the last promotion kept (the config remembers it, also after 100 %) is the previous release.
-  const target = deps.to ?? rollout.stableVersionId;
+  const target = deps.to ?? stableVersionId;
   if (!target) throw new CliError(`${stack.name} has no previous stable version on record; pass --to <versionId>. ${findVersionsHint(stack.name)}`);
   if (before.length === 1 && before[0]!.versionId === target) {
     log(`✓ ${stack.name} already sends 100 % to ${target}; nothing to do`);

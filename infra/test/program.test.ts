@@ -145,6 +145,7 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
         "environment",
         "namespaceIds",
         "previewNamespaceIds",
+        "stableVersionId",
         "url",
         "versionUrl",
         "workerName",
@@ -203,7 +204,7 @@ describe("rollout", () => {
       { versionId: STABLE, percentage: 90 },
       { versionId: candidate, percentage: 10 },
     ]);
-    expect(r.outputs).toMatchObject({ activeVersionId: STABLE, candidateVersionId: candidate });
+    expect(r.outputs).toMatchObject({ activeVersionId: STABLE, candidateVersionId: candidate, stableVersionId: STABLE });
   });
 
   it("keeps the new version in the deployment at 0 %, reachable only through a version override", async () => {

@@ -25,6 +25,7 @@ const StackOutputs = v.object({
   bundleSha256: v.optional(v.string()),
   activeVersionId: v.optional(v.string()),
   candidateVersionId: v.optional(v.string()),
+  stableVersionId: v.optional(v.string()),
   deployment: v.optional(v.array(v.object({ versionId: v.string(), percent: v.number() }))),
   versionUrl: v.optional(v.string()),
   adminToken: v.optional(v.string()),
@@ -144,14 +145,16 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
 }
 
 /**
- * What a stack's deployment is now: the rollout config applied to the version
- * the last full update uploaded. Read from the config rather than the
- * `deployment` output, which a targeted update may leave as it was.
+ * What a stack's deployment is now, and the stable version on record. The
+ * outputs are the record: the engine updates stack outputs in a targeted
+ * update too (pulumi/pulumi#12834), and they live in the backend, while
+ * `rollout` in a CI checkout's Pulumi.<stack>.yaml is thrown away with it.
+ * The config is the fallback for a stack whose outputs predate them.
  */
-export async function currentSplit(stack: StackOps): Promise<{ outputs: StackOutputs; rollout: Rollout; split: TrafficShare[] }> {
+export async function currentSplit(stack: StackOps): Promise<{ outputs: StackOutputs; split: TrafficShare[]; stableVersionId: string | undefined }> {
   const [outputs, rollout] = await Promise.all([stack.outputs(), stack.rollout()]);
-  const split = outputs.candidateVersionId ? trafficSplit(rollout, outputs.candidateVersionId) : (outputs.deployment ?? []);
-  return { outputs, rollout, split };
+  const split = outputs.deployment ?? (outputs.candidateVersionId ? trafficSplit(rollout, outputs.candidateVersionId) : []);
+  return { outputs, split, stableVersionId: outputs.stableVersionId ?? rollout.stableVersionId };
 }
 
 const OPERATIONS: [op: string, planned: string, done: string][] = [

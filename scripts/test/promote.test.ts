@@ -51,6 +51,7 @@ function fakeStack(name: string, calls: string[], state: { uploaded?: string; de
       ...(uploaded ? { candidateVersionId: uploaded } : {}),
       ...(deployment[0] ? { activeVersionId: deployment[0].versionId } : {}),
       deployment,
+      ...(rollout.stableVersionId ? { stableVersionId: rollout.stableVersionId } : {}),
     }),
     history: async () => [] as StackUpdate[],
     rollout: async () => rollout,
@@ -220,6 +221,14 @@ describe("runRollback", () => {
     expect(output()).toContain(`✓ rolled back prod: ${STABLE} 100 % + ${NEW} 0 %`);
     expect(output()).toContain("pulumi stack output deployment --stack prod");
     expect(output()).toContain("pulumi stack history --stack prod");
+  });
+
+  it("finds the stable version in the stack outputs when the local config has none, as in a fresh CI checkout", async () => {
+    const { run, stack } = rollback({ uploaded: NEW, deployment: [{ versionId: NEW, percent: 100 }] });
+    const outputs = stack.ops.outputs;
+    stack.ops.outputs = async () => ({ ...(await outputs()), stableVersionId: STABLE });
+    await run();
+    expect(stack.deployment()[0]).toEqual({ versionId: STABLE, percent: 100 });
   });
 
   it("rolls back to the version given with --to", async () => {
