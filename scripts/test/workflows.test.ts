@@ -65,6 +65,11 @@ describe("GitHub workflows", () => {
       expect(job.steps.some((step) => step.run === "npm run build")).toBe(false);
     }
     expect(jobs.prod!.needs).toEqual(["build", "dev"]);
-    expect(jobs.prod!.steps.map((step) => step.run)).toContain("npm run promote -- --from dev --to prod --yes");
+    const promote = jobs.prod!.steps.find((step) => step.run?.includes("npm run promote"));
+    expect(promote?.run).toContain('npm run promote -- --from dev --to prod --steps "$STEPS" --hold "$HOLD" --yes');
+    // The steps reach the job summary also when the promotion failed and rolled back.
+    const summary = jobs.prod!.steps.at(-1) as Step & { if?: string };
+    expect(summary).toMatchObject({ if: "always()" });
+    expect(summary.run).toContain("GITHUB_STEP_SUMMARY");
   });
 });
