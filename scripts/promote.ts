@@ -85,12 +85,17 @@ export async function runPromotion(deps: PromotionDeps): Promise<void> {
   const first: Rollout = stable ? { percent: 0, stableVersionId: stable } : { percent: 100 };
   await to.setRollout(first);
 
-  log(`Previewing ${to.name} (new version at ${first.percent} %)…`);
-  const planned = await to.preview();
-  log(`Preview of ${to.name}: ${formatChanges(planned, "planned")}`);
-  if (!deps.yes && !(await deps.confirm(`Promote sha256 ${deployed.slice(0, 12)}… to ${to.name}?`))) {
+  // Until the update starts, a refusal leaves the config as it was.
+  try {
+    log(`Previewing ${to.name} (new version at ${first.percent} %)…`);
+    const planned = await to.preview();
+    log(`Preview of ${to.name}: ${formatChanges(planned, "planned")}`);
+    if (!deps.yes && !(await deps.confirm(`Promote sha256 ${deployed.slice(0, 12)}… to ${to.name}?`))) {
+      throw new CliError(`promotion cancelled; ${to.name} was not changed`);
+    }
+  } catch (error) {
     await to.setRollout(previousRollout);
-    throw new CliError(`promotion cancelled; ${to.name} was not changed`);
+    throw error;
   }
 
   log(`Uploading the new version to ${to.name} at ${first.percent} %…`);

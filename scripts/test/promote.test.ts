@@ -185,6 +185,16 @@ describe("runPromotion", () => {
     expect(prod.deployment()).toEqual([{ versionId: NEW, percent: 100 }]);
   });
 
+  it("stops before the update when the preview fails, with the rollout config as it was", async () => {
+    const { deps, calls, prod } = setup();
+    deps.to.preview = async () => {
+      throw new Error('pulumi preview of stack "prod" failed');
+    };
+    await expect(runPromotion(deps)).rejects.toThrow(/preview of stack "prod" failed/);
+    expect(calls).toEqual(["readArtifact", "prod.setRollout 0 1111", "prod.setRollout 100"]);
+    expect(prod.rollout()).toEqual({ percent: 100 });
+  });
+
   it("asks before the update without --yes, and restores the rollout config when the answer is no", async () => {
     const { deps, calls, prod } = setup({ yes: false, confirm: false });
     await expect(runPromotion(deps)).rejects.toThrow("promotion cancelled; prod was not changed");
