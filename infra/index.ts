@@ -46,11 +46,13 @@ export default async function program(bundle?: Bundle) {
     customDomains: config.customDomains,
   });
 
+  const devUrl = workersDevUrl(config);
   return {
     environment: config.environment,
     workerName: worker.scriptName,
     url: primaryUrl(config),
-    workersDevUrl: workersDevUrl(config),
+    // Left out, not undefined, without workers.dev: Pulumi warns about an undefined output.
+    ...(devUrl === undefined ? {} : { workersDevUrl: devUrl }),
     customDomainUrls: customDomainUrls(config),
     bundleSha256: built.sha256,
     namespaceIds: namespaces.ids,

@@ -93,9 +93,10 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     expect(bindingsOf(r).find((b) => b.name === "MANAGED_FLAGS")?.text).toBe(Object.keys(flags).join(","));
   });
 
-  it("exports the agreed outputs", () => {
+  it("exports the agreed outputs, workersDevUrl only with a workers.dev URL", () => {
+    const devUrl = stack === "dev" ? ["workersDevUrl"] : [];
     expect(Object.keys(stacks[stack]!.outputs).sort()).toEqual(
-      ["adminToken", "bundleSha256", "customDomainUrls", "environment", "namespaceIds", "previewNamespaceIds", "url", "workerName", "workersDevUrl"],
+      ["adminToken", "bundleSha256", "customDomainUrls", "environment", "namespaceIds", "previewNamespaceIds", "url", "workerName", ...devUrl].sort(),
     );
     expect(stacks[stack]!.outputs).toMatchObject({ environment: stack, bundleSha256: SNAPSHOT_BUNDLE.sha256 });
   });
