@@ -79,7 +79,8 @@ describe.each(["dev", "prod"])("stack %s through Pulumi's Node.js runtime over g
     expect({ exitCode: run.exitCode, stderr: run.stderr, unexpectedCalls: run.unexpectedCalls }).toEqual({ exitCode: 0, stderr: "", unexpectedCalls: [] });
     // cmd/run wraps the program in the stack resource and registers its outputs last.
     expect(run.registrations[0]).toMatchObject({ type: T.stack, name: `${PROJECT}-${stack}`, parent: undefined });
-    expect(run.outputs).toBeDefined();
+    // The program's default export ran: its outputs, not the module's exports, are the stack's.
+    expect(run.outputs).toMatchObject({ environment: stack });
   });
 
   it("prints no warning or error", () => {
