@@ -93,10 +93,10 @@ export interface EngineOptions {
 }
 
 /**
- * What a monitor built by `pulumi preview` advertises and this harness honours
- * (pkg/resource/deploy/source_eval.go, GetDeploymentInfo). Transforms, hooks
- * and parameterized packages are left out: the program uses none, and if it
- * starts to, the calls show up in `unexpectedCalls`.
+ * The features the engine's monitor advertises (`supportedMonitorFeatures` in
+ * pkg/resource/deploy/source_eval.go) that this harness honours. Transforms,
+ * hooks and parameterized packages are left out: the program uses none, and
+ * if it starts to, the calls show up in `unexpectedCalls`.
  */
 const SUPPORTED_FEATURES = [
   resourcePb.ResourceMonitorFeature.RESOURCE_MONITOR_FEATURE_SECRETS,
@@ -125,7 +125,7 @@ export async function startEngine(options: EngineOptions): Promise<RunningEngine
   const stackType = "pulumi:pulumi:Stack";
   let rootUrn = "";
 
-  /** `NewURN` in sdk/go/common/resource/urn.go: the parent's type chain, `$`, the type; the stack is not part of the chain. */
+  /** `urn.New` in sdk/go/common/resource/urn/urn.go: the parent's type chain, `$`, the type; the root stack is not part of the chain. */
   const urnOf = (type: string, name: string, parentUrn: string) => {
     const parentType = parentUrn ? parentUrn.split("::")[2]! : "";
     const qualified = parentType && parentType !== stackType ? `${parentType}$${type}` : type;

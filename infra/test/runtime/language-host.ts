@@ -1,11 +1,13 @@
 /**
  * Starts the Pulumi program as `pulumi preview` does, with the test playing
  * the engine (./engine). The Node.js language host of the Pulumi CLI
- * (sdk/nodejs/cmd/pulumi-language-nodejs/main.go in pulumi/pulumi) spawns
- * `node <nodeargs> @pulumi/pulumi/cmd/run …` with the config in environment
- * variables; this file does the same, step by step, citing where each step
- * comes from. The CLI itself cannot run here; everything after the spawn is
- * Pulumi's own runtime.
+ * (sdk/nodejs/cmd/pulumi-language-nodejs/main.go in pulumi/pulumi, read at
+ * commit 1b59498) spawns `node <nodeargs> @pulumi/pulumi/cmd/run …` with the
+ * config in environment variables; this file does the same, step by step,
+ * citing the function each step comes from. The CLI itself cannot run here;
+ * everything after the spawn is Pulumi's own runtime: cmd/run (run.ts) changes
+ * into `--pwd`, finds package.json upwards from the program directory, imports
+ * its `main` and runs the default export inside the stack resource.
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -98,7 +100,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
     // ctx, runtime, ctx.Pwd)` in pkg/host/host.go) — the program directory.
     const argv = [...splitArgs(runtimeOptions.nodeargs), ...args];
     // The node running the tests, rather than the first `node` on PATH: the same one on every machine.
-    const child = await spawnAndWait(process.execPath, argv, pwd, env, options.timeoutMs ?? 30_000);
+    const child = await spawnAndWait(process.execPath, argv, pwd, env, options.timeoutMs ?? 45_000);
     return { stack, ...child, argv, pwd, ...engine.record };
   } finally {
     await engine.stop();
