@@ -183,6 +183,20 @@ describe.each(["dev", "prod"])("stack %s through Pulumi's Node.js runtime over g
   });
 });
 
+describe("provider plugin", () => {
+  it("every Cloudflare resource asks for the provider version of the installed @pulumi/cloudflare", () => {
+    // With `main: infra/`, the language host's GetRequiredPackages walks down
+    // from infra/ and finds no node_modules, so this version is what the
+    // engine loads (or installs) the default provider by.
+    const { version } = JSON.parse(readFileSync(new URL(import.meta.resolve("@pulumi/cloudflare/package.json")), "utf8")) as { version: string };
+    for (const run of Object.values(runs)) {
+      const cloudflare = run.registrations.filter((r) => r.type.startsWith("cloudflare:"));
+      expect(cloudflare.length).toBeGreaterThan(0);
+      for (const r of cloudflare) expect({ name: r.name, version: r.version, provider: r.provider }).toEqual({ name: r.name, version, provider: undefined });
+    }
+  });
+});
+
 describe("the shipped stack files, as a first `pulumi preview` would run them", () => {
   it("refuses the placeholder account ID with the command that sets it, before registering anything", async () => {
     const run = await runProgram("dev", { secrets: { adminToken: ADMIN_TOKEN } });

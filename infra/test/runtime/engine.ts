@@ -60,6 +60,8 @@ export interface Registration {
   /** Logical names of the resources this one depends on, sorted. */
   dependencies: string[];
   provider: string | undefined;
+  /** The provider plugin version the SDK asks for; the engine loads (or installs) that plugin for the default provider. */
+  version: string | undefined;
 }
 
 export interface LogEntry {
@@ -170,6 +172,7 @@ export async function startEngine(options: EngineOptions): Promise<RunningEngine
         importId: req.getImportid() || undefined,
         dependencies: [...new Set(req.getDependenciesList().map(nameOf))].sort(),
         provider: req.getProvider() || undefined,
+        version: req.getVersion() || undefined,
       });
       // The inputs come back as outputs, secret markers included, as a
       // provider's Check and Read would return them for an unchanged resource.
