@@ -54,19 +54,21 @@ export default async function program(bundle?: Bundle) {
     customDomains: config.customDomains,
   });
 
+  const devUrl = workersDevUrl(config);
   return {
     environment: config.environment,
     workerName: worker.scriptName,
     url: primaryUrl(config),
-    workersDevUrl: workersDevUrl(config),
+    // Left out, not undefined, without workers.dev: Pulumi warns about an undefined output.
+    ...(devUrl === undefined ? {} : { workersDevUrl: devUrl }),
     customDomainUrls: customDomainUrls(config),
     bundleSha256: worker.candidateBundleSha256,
     activeVersionId: worker.activeVersionId,
     candidateVersionId: worker.candidateVersionId,
     deployment: worker.deployment,
     // The version a rollout falls back to; kept after 100 % as the rollback target.
-    stableVersionId: config.rollout.stableVersionId,
-    versionUrl: worker.versionUrl,
+    ...(config.rollout.stableVersionId === undefined ? {} : { stableVersionId: config.rollout.stableVersionId }),
+    ...(config.workersDev ? { versionUrl: worker.versionUrl } : {}),
     namespaceIds: namespaces.ids,
     previewNamespaceIds: namespaces.previewIds,
     adminToken: config.adminToken,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { ROOT } from "../../scripts/build";
+import { ROOT } from "../../worker/build";
 import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
 import { recordStack } from "../plan/record";
 import { CONFIG_KEYS, ConfigError, PLACEHOLDER_ID, SECRET_KEYS, loadStackConfig, parseStackConfig, readStackFiles } from "../stack-file";
