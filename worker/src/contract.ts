@@ -26,6 +26,9 @@ export const VARS = {
 /** Secret variables; never plain text, never in an output. */
 export const SECRETS = { adminToken: "ADMIN_TOKEN" } as const;
 
+/** The Worker Version's metadata binding (id, tag, timestamp of the version that runs). */
+export const VERSION_METADATA_BINDING = "CF_VERSION_METADATA";
+
 /**
  * The Workers runtime behaviour the Worker is written against, deployed and
  * local alike. Not later than the newest date the pinned workerd (miniflare's
