@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import * as v from "valibot";
 import { ROOT } from "../build";
 import { CliError } from "./cli";
+import { type DriftedResource, driftCollector } from "./stack-drift";
 
 /** Resource operation → count, as the engine reports it (`same`, `create`, `update`, `replace`…). */
 export type ChangeSummary = Partial<Record<string, number>>;
@@ -41,6 +42,8 @@ export interface StackOps {
   up(): Promise<{ changes: ChangeSummary; version: number }>;
   outputs(): Promise<StackOutputs>;
   history(): Promise<StackUpdate[]>;
+  /** Refresh preview (changes nothing): the resources whose real state differs from Pulumi's. */
+  refreshPreview(): Promise<DriftedResource[]>;
 }
 
 export const PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/install/";
@@ -102,6 +105,17 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
         startTime: update.startTime,
         ...(update.environment?.["git.head"] ? { commit: update.environment["git.head"] } : {}),
       })),
+    refreshPreview: async () => {
+      const collector = driftCollector();
+      // --expect-no-changes makes the engine fail on drift; what it found is in the events either way.
+      const ran = await stack.previewRefresh({ ...stream, onEvent: collector.onEvent, expectNoChanges: true }).then(
+        () => true,
+        (error: unknown) => error,
+      );
+      const drift = collector.drift();
+      if (ran !== true && drift.length === 0) failed("refresh --preview-only")(ran);
+      return drift;
+    },
   };
 }
 

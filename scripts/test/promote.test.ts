@@ -30,6 +30,7 @@ function fakeStack(name: string, calls: string[], overrides: Partial<StackOps> &
       const update = (version: number, result: string, commit: string): StackUpdate => ({ version, kind: "update", result, startTime: new Date("2026-11-20T10:00:00Z"), commit });
       return [update(42, "succeeded", "c0ffee42"), update(41, "failed", "bad00041"), update(40, "succeeded", "900d0040")];
     },
+    refreshPreview: async () => [],
     ...overrides,
   };
 }
