@@ -86,6 +86,8 @@ export function wranglerConfig(config: StackConfig, outputs: Outputs, bundleSha2
       kv_namespaces: KV_BINDINGS.map((binding) => ({ binding, id: outputs.previewNamespaceIds[binding] })),
       vars: previewVars,
       version_metadata: { binding: VERSION_METADATA_BINDING },
+      // Logs of a reviewer's requests, as for the deployed Worker.
+      observability: { enabled: true },
     },
   };
 }
