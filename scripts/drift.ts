@@ -12,10 +12,7 @@ import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { EXIT_MISSING_TOOL, openStack, PULUMI_MISSING_MESSAGE, pulumiCliVersion, type StackOps } from "./lib/pulumi-stack";
-import type { DriftedProperty, DriftedResource } from "./lib/stack-drift";
-
-/** Distinct from a failure (1) and a missing tool (2), so a scheduled job can tell drift apart. */
-export const EXIT_DRIFT = 3;
+import { type DriftedProperty, type DriftedResource, EXIT_DRIFT } from "./lib/stack-drift";
 
 const MAX_VALUE_CHARS = 120;
 const show = (value: unknown) => {

@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import * as v from "valibot";
 import { ROOT } from "../build";
 import { CliError } from "./cli";
-import { type DriftedResource, driftCollector } from "./stack-drift";
+import { type DriftedResource, driftCollector, EXIT_DRIFT, EXPECTED_NO_CHANGES } from "./stack-drift";
 
 /** Resource operation → count, as the engine reports it (`same`, `create`, `update`, `replace`…). */
 export type ChangeSummary = Partial<Record<string, number>>;
@@ -113,8 +113,11 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
         (error: unknown) => error,
       );
       const drift = collector.drift();
-      if (ran !== true && drift.length === 0) failed("refresh --preview-only")(ran);
-      return drift;
+      if (ran === true || drift.length > 0) return drift;
+      if (EXPECTED_NO_CHANGES.test(String(ran))) {
+        throw new CliError(`stack "${stackName}" has drifted, but the engine named no resource; its output above shows the changes`, EXIT_DRIFT);
+      }
+      return failed("refresh --preview-only")(ran);
     },
   };
 }

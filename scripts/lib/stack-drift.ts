@@ -4,6 +4,12 @@
  */
 import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
 
+/** Exit code for drift: distinct from a failure (1) and a missing tool (2), so a scheduled job can tell them apart. */
+export const EXIT_DRIFT = 3;
+
+/** How `--expect-no-changes` fails when the engine found changes (the CLI's own words). */
+export const EXPECTED_NO_CHANGES = /no changes were expected/i;
+
 export interface DriftedProperty {
   /** Property path as the engine names it (`title`, `bindings[2].text`). */
   path: string;

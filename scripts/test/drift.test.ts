@@ -1,8 +1,8 @@
 import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
 import { describe, expect, it } from "vitest";
-import { type DriftDeps, driftReport, EXIT_DRIFT, runDrift } from "../drift";
+import { type DriftDeps, driftReport, runDrift } from "../drift";
 import type { StackOps } from "../lib/pulumi-stack";
-import { type DriftedResource, driftCollector } from "../lib/stack-drift";
+import { type DriftedResource, driftCollector, EXIT_DRIFT } from "../lib/stack-drift";
 
 const KV_TYPE = "cloudflare:index/workersKvNamespace:WorkersKvNamespace";
 const URN = (type: string, name: string) => `urn:pulumi:dev::kv-worker-stack::kv-worker-stack:cloudflare:KvNamespaces$${type}::${name}`;
