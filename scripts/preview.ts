@@ -104,6 +104,17 @@ function wranglerEnv(env: Record<string, string | undefined>, config: { accountI
   };
 }
 
+/** wrangler's error: the `✘ [ERROR]` line and its explanation, without colours, blank lines or the log-file pointer. */
+export function wranglerError(run: WranglerRun): string {
+  const lines = `${run.stderr}\n${run.stdout}`
+    .replace(/\x1b\[[0-9;]*m/g, "")
+    .split("\n")
+    .map((line) => line.trimEnd())
+    .filter((line) => line.trim() !== "" && !line.includes("Logs were written to"));
+  const start = Math.max(0, lines.findIndex((line) => line.includes("[ERROR]")));
+  return lines.slice(start, start + 10).join("\n") || "no output";
+}
+
 export async function runPreview(options: PreviewOptions, deps: PreviewDeps): Promise<PreviewResult> {
   const { log } = deps;
   const name = previewName(options.pr);
@@ -118,8 +129,7 @@ export async function runPreview(options: PreviewOptions, deps: PreviewDeps): Pr
   // wrangler's own messages: the token is not among them, but nothing it prints leaves unredacted.
   const adminToken = deps.env[PREVIEW_TOKEN_ENV] || randomBytes(32).toString("hex");
   const redact = (text: string) => text.split(adminToken).join("[redacted]");
-  const failed = (what: string, run: WranglerRun) =>
-    new CliError(`${what} failed (wrangler exit ${run.code}): ${redact(`${run.stderr}\n${run.stdout}`).trim().split("\n").slice(-8).join("\n") || "no output"}`);
+  const failed = (what: string, run: WranglerRun) => new CliError(`${what} failed (wrangler exit ${run.code}): ${redact(wranglerError(run))}`);
 
   if (options.delete) {
     const workerName = stackConfig.workerName;

@@ -99,10 +99,11 @@ describe("npm run preview", () => {
   });
 
   it("reports a wrangler failure with its message, the token redacted, and runs no smoke test", async () => {
-    const { deps, smoked } = setup({ wrangler: () => ({ code: 1, stdout: "", stderr: `✘ [ERROR] Authentication error [code: 10000] ${TOKEN}` }) });
+    const stderr = `▲ [WARNING] a warning first\n\x1b[31m✘ [ERROR]\x1b[0m Authentication error [code: 10000] ${TOKEN}\n\n  Check the token.\n\n🪵  Logs were written to "/x.log"\n`;
+    const { deps, smoked } = setup({ wrangler: () => ({ code: 1, stdout: "", stderr }) });
     const error = await runPreview({ pr: 7, stack: "dev" }, deps).catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(CliError);
-    expect((error as Error).message).toContain("Authentication error [code: 10000] [redacted]");
+    expect((error as Error).message).toBe("wrangler preview --name pr-7 failed (wrangler exit 1): ✘ [ERROR] Authentication error [code: 10000] [redacted]\n  Check the token.");
     expect((error as Error).message).not.toContain(TOKEN);
     expect(smoked).toEqual([]);
   });
