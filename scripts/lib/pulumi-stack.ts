@@ -11,6 +11,7 @@ import { parseRollout, type Rollout, type TrafficShare, trafficSplit } from "../
 import { ConfigError, PROJECT } from "../../infra/stack-file";
 import { NO_BUILD_ENV, ROOT } from "../build";
 import { CliError } from "./cli";
+import { type DriftedResource, driftCollector, EXIT_DRIFT, EXPECTED_NO_CHANGES } from "./stack-drift";
 
 /** Resource operation → count, as the engine reports it (`same`, `create`, `update`, `replace`…). */
 export type ChangeSummary = Partial<Record<string, number>>;
@@ -57,6 +58,8 @@ export interface StackOps {
    * versions already uploaded, in seconds, without building or uploading.
    */
   upDeployment(): Promise<{ changes: ChangeSummary; version: number }>;
+  /** Refresh preview (changes nothing): the resources whose real state differs from Pulumi's. */
+  refreshPreview(): Promise<DriftedResource[]>;
 }
 
 const ROLLOUT_KEY = `${PROJECT}:rollout`;
@@ -141,6 +144,20 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
         startTime: update.startTime,
         ...(update.environment?.["git.head"] ? { commit: update.environment["git.head"] } : {}),
       })),
+    refreshPreview: async () => {
+      const collector = driftCollector();
+      // --expect-no-changes makes the engine fail on drift; what it found is in the events either way.
+      const ran = await stack.previewRefresh({ ...stream, onEvent: collector.onEvent, expectNoChanges: true }).then(
+        () => true,
+        (error: unknown) => error,
+      );
+      const drift = collector.drift();
+      if (ran === true || drift.length > 0) return drift;
+      if (EXPECTED_NO_CHANGES.test(String(ran))) {
+        throw new CliError(`stack "${stackName}" has drifted, but the engine named no resource; its output above shows the changes`, EXIT_DRIFT);
+      }
+      return failed("refresh --preview-only")(ran);
+    },
   };
 }
 

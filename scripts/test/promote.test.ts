@@ -59,6 +59,7 @@ function fakeStack(name: string, calls: string[], state: { uploaded?: string; de
       calls.push(`${name}.setRollout ${describe(next)}`);
       rollout = next;
     },
+    refreshPreview: async () => [],
     ...overrides,
   };
   return { ops, deployment: () => deployment, rollout: () => rollout };
