@@ -8,6 +8,7 @@ import { cacheRoutes } from "./routes/cache";
 import { flagRoutes } from "./routes/flags";
 import { healthRoutes } from "./routes/health";
 import { sessionRoutes } from "./routes/sessions";
+import { userSessionRoutes } from "./routes/user-sessions";
 
 export interface AppOptions {
   /** Deadline for one origin fetch, headers and body. */
@@ -68,6 +69,7 @@ export function createApp(options: AppOptions = {}) {
   );
   app.route("/", healthRoutes());
   app.route("/", sessionRoutes(deps));
+  app.route("/", userSessionRoutes(deps));
   app.route("/", cacheRoutes(deps));
   app.route("/", flagRoutes(deps));
   app.notFound((c) => errorResponse(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), c));
