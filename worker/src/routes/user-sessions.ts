@@ -15,7 +15,7 @@ const PageQuery = v.object({ cursor: v.optional(v.pipe(v.string(), v.minLength(1
  * the per-user index (one KV list per page), never a session itself, and
  * never show a full session id.
  */
-export const userSessionRoutes = ({ kvTimeoutMs, now }: Deps) =>
+export const userSessionRoutes = ({ kvTimeoutMs, now, revokePageSize }: Deps) =>
   new Hono<AppEnv>()
     .get("/users/:userId/sessions", requireAdmin(), validate("param", UserParams), validate("query", PageQuery), async (c) => {
       const { userId } = c.req.valid("param");
@@ -28,6 +28,6 @@ export const userSessionRoutes = ({ kvTimeoutMs, now }: Deps) =>
     .delete("/users/:userId/sessions", requireAdmin(), validate("param", UserParams), validate("query", PageQuery), async (c) => {
       const { userId } = c.req.valid("param");
       const { cursor } = c.req.valid("query");
-      const page = await sessionStore(c.env.SESSIONS, kvTimeoutMs).revokePage(userId, cursor);
+      const page = await sessionStore(c.env.SESSIONS, kvTimeoutMs).revokePage(userId, cursor, revokePageSize);
       return c.json(page.cursor ? { revoked: page.revoked, complete: false, cursor: page.cursor } : { revoked: page.revoked, complete: true });
     });

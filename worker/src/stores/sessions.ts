@@ -133,8 +133,8 @@ export function sessionStore(kv: KVNamespace, timeoutMs: number) {
      * first, then the sessions (the order `slide` relies on). One list plus
      * at most 2 × REVOKE_PAGE_SIZE deletes.
      */
-    async revokePage(userId: string, cursor: string | undefined): Promise<{ revoked: number; cursor?: string }> {
-      const page = await listIndex(userId, cursor, REVOKE_PAGE_SIZE);
+    async revokePage(userId: string, cursor: string | undefined, pageSize = REVOKE_PAGE_SIZE): Promise<{ revoked: number; cursor?: string }> {
+      const page = await listIndex(userId, cursor, Math.min(pageSize, REVOKE_PAGE_SIZE));
       await inBatches(page.entries, DELETE_CONCURRENCY, ({ name }) => remove(name));
       const ids = page.entries.flatMap(({ meta }) => (meta ? [meta.sessionId] : []));
       await inBatches(ids, DELETE_CONCURRENCY, (id) => remove(sessionKey(id)));
