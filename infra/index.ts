@@ -39,6 +39,7 @@ export default async function program(bundle?: Bundle) {
     namespaceIds: namespaces.ids,
     vars: workerVars(config, built.sha256),
     adminToken: config.adminToken,
+    adminTokenPrevious: config.adminTokenPrevious,
     workersDev: config.workersDev,
     zoneId: config.zoneId,
     zoneName: config.zoneName,

@@ -79,6 +79,16 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     expect(JSON.stringify(r)).not.toContain(ADMIN_TOKEN);
   });
 
+  it("binds the absolute session lifetime, and no previous admin token unless one is set", () => {
+    const bindings = bindingsOf(stacks[stack]!);
+    expect(bindings.find((b) => b.name === "SESSION_MAX_LIFETIME_SECONDS")).toEqual({
+      type: "plain_text",
+      name: "SESSION_MAX_LIFETIME_SECONDS",
+      text: String(loadStackConfig(stack).sessionMaxLifetimeSeconds),
+    });
+    expect(bindings.map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
+  });
+
   it("writes each flag declared as code to CONFIG in the Worker's own format", () => {
     const r = stacks[stack]!;
     const { flags } = loadStackConfig(stack);
@@ -136,5 +146,22 @@ describe("per-environment differences", () => {
     expect(findResource(stacks.prod!, T.subdomain, "worker-workers-dev").inputs.enabled).toBe(false);
     expect(stacks.dev!.outputs.url).toBe("https://kv-worker-stack-dev-worker.example-team.workers.dev");
     expect(stacks.prod!.outputs.workersDevUrl).toBeUndefined();
+  });
+});
+
+describe("admin token rotation", () => {
+  const PREVIOUS = "0ld-admin-token-being-rotated-out";
+
+  it("binds a set previous token as a secret_text only, never in plain text or an output", async () => {
+    const r = await recordStack("dev", { config: readStackFiles("dev"), secrets: { adminToken: ADMIN_TOKEN, adminTokenPrevious: PREVIOUS }, bundle: SNAPSHOT_BUNDLE });
+    expect(bindingsOf(r).find((b) => b.name === "ADMIN_TOKEN_PREVIOUS")).toEqual({ type: "secret_text", name: "ADMIN_TOKEN_PREVIOUS", text: SECRET });
+    expect(findResource(r, T.script, "worker-script").secretInputs).toContain("bindings");
+    expect(r.secretOutputs).toEqual(["adminToken"]);
+    expect(JSON.stringify(r)).not.toContain(PREVIOUS);
+  });
+
+  it("creates no empty secret binding for an empty previous token", async () => {
+    const r = await recordStack("dev", { config: { ...readStackFiles("dev"), adminTokenPrevious: "" }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
+    expect(bindingsOf(r).map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
   });
 });
