@@ -22,6 +22,8 @@ export interface WorkerServiceArgs {
   vars: Record<string, string>;
   /** A Pulumi secret (config.requireSecret), so the bindings reach the engine as a secret. */
   adminToken: pulumi.Output<string>;
+  /** The admin token being rotated out, also a secret; no binding at all when undefined. */
+  adminTokenPrevious?: pulumi.Output<string> | undefined;
   workersDev: boolean;
   zoneId: string | undefined;
   zoneName: string | undefined;
@@ -53,6 +55,7 @@ export class WorkerService extends pulumi.ComponentResource {
           ...KV_BINDINGS.map((binding) => ({ type: "kv_namespace", name: binding, namespaceId: args.namespaceIds[binding] })),
           ...Object.entries(args.vars).map(([varName, text]) => ({ type: "plain_text", name: varName, text })),
           { type: "secret_text", name: SECRETS.adminToken, text: args.adminToken },
+          ...(args.adminTokenPrevious ? [{ type: "secret_text", name: SECRETS.adminTokenPrevious, text: args.adminTokenPrevious }] : []),
         ],
         observability: { enabled: true, logs: { enabled: true, invocationLogs: true } },
       },
