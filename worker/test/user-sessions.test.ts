@@ -122,12 +122,15 @@ describe("GET /users/:userId/sessions", () => {
     expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request" });
   });
 
-  it("keeps users whose ids prefix one another apart (keys hold hashes of the ids)", async () => {
+  it("keeps users whose ids prefix one another apart (keys hold hashes of the ids), and takes any user id percent-encoded", async () => {
     const request = at(0);
     await create(request, { ...alice, userId: "u" });
     const other = await create(request, { ...alice, userId: "u:x" });
     const listing = await (await request("/users/u%3Ax/sessions", { headers: admin })).json<Listing>();
     expect(listing.sessions.map((s) => s.sessionIdPrefix)).toEqual([other.slice(0, 8)]);
+    const slashed = await create(request, { ...alice, userId: "team/a b%" });
+    const byPath = await (await request(`/users/${encodeURIComponent("team/a b%")}/sessions`, { headers: admin })).json<Listing>();
+    expect(byPath.sessions.map((s) => s.sessionIdPrefix)).toEqual([slashed.slice(0, 8)]);
   });
 });
 
