@@ -22,6 +22,7 @@ import {
   Flag,
   KV_BINDINGS,
   type KvBinding,
+  SESSION_MAX_LIFETIME,
   SESSION_TTL,
   VARS,
   describeIssues,
@@ -53,6 +54,8 @@ export interface StackConfig {
   compatibilityDate: string;
   compatibilityFlags: readonly string[];
   sessionTtlSeconds: number;
+  /** No session outlives createdAt + this, however often it is refreshed. */
+  sessionMaxLifetimeSeconds: number;
   cacheTtlSeconds: number;
   /** Protect and retain the KV namespaces: no destroy, rename or replacement deletes data. */
   protect: boolean;
@@ -84,7 +87,7 @@ export class ConfigError extends Error {
 export const physicalName = (project: string, stack: string, logical: string) =>
   `${project}-${stack}-${logical}`.toLowerCase();
 
-/** Every key the program reads, besides the secret `adminToken`. Pulumi.yaml declares each of them. */
+/** Every key the program reads, besides the secrets `adminToken` and `adminTokenPrevious`. Pulumi.yaml declares each of them. */
 export const CONFIG_KEYS = [
   "accountId",
   "zoneId",
@@ -98,12 +101,13 @@ export const CONFIG_KEYS = [
   "compatibilityDate",
   "compatibilityFlags",
   "sessionTtlSeconds",
+  "sessionMaxLifetimeSeconds",
   "cacheTtlSeconds",
   "protect",
   "flags",
   "rollout",
 ] as const;
-export const SECRET_KEYS = ["adminToken"] as const;
+export const SECRET_KEYS = ["adminToken", "adminTokenPrevious"] as const;
 
 const HEX_ID = /^[0-9a-f]{32}$/;
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
@@ -185,6 +189,10 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
   });
 
   const sessionTtlSeconds = read.integer("sessionTtlSeconds", SESSION_TTL);
+  const sessionMaxLifetimeSeconds = read.integer("sessionMaxLifetimeSeconds", SESSION_MAX_LIFETIME);
+  if (sessionMaxLifetimeSeconds < sessionTtlSeconds) {
+    fail("sessionMaxLifetimeSeconds", `${sessionMaxLifetimeSeconds} is shorter than sessionTtlSeconds (${sessionTtlSeconds}): every session would be cut short`);
+  }
   const cacheTtlSeconds = read.integer("cacheTtlSeconds", CACHE_TTL);
   const protect = read.boolean("protect", false);
 
@@ -230,6 +238,7 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     compatibilityDate,
     compatibilityFlags,
     sessionTtlSeconds,
+    sessionMaxLifetimeSeconds,
     cacheTtlSeconds,
     protect,
     flags,
@@ -260,6 +269,7 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.environment]: config.environment,
     [VARS.originUrl]: config.originUrl,
     [VARS.sessionTtlSeconds]: String(config.sessionTtlSeconds),
+    [VARS.sessionMaxLifetimeSeconds]: String(config.sessionMaxLifetimeSeconds),
     [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
     [VARS.managedFlags]: Object.keys(config.flags).join(","),
     [VARS.bundleSha256]: bundleSha256,

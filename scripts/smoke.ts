@@ -1,6 +1,7 @@
 /**
  * Black-box checks of a running deployment, local (`npm start`) or real:
- * health, a session's life, a throw-away flag's life and a product read.
+ * health, a session's life, refresh and sign-out-everywhere of a throw-away
+ * user, a throw-away flag's life and a product read.
  * Whatever it writes it removes again, even when a check fails.
  *
  *   npm run smoke -- --url <base> [--admin-token <token>] [--expect-sha256 <hash>] [--product <id>]
@@ -76,14 +77,14 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
   const results: SmokeResult[] = [];
   const override: Record<string, string> = options.versionOverride ? { [VERSION_OVERRIDE_HEADER]: versionOverrideHeader(options.versionOverride) } : {};
 
-  /** The admin token goes only to the routes that need it. */
-  const request = async (method: string, path: string, { body, admin = false }: { body?: unknown; admin?: boolean } = {}) => {
+  /** The admin token goes only to the routes that need it; `bearer` presents a session instead. */
+  const request: SmokeRequest = async (method, path, { body, admin = false, bearer } = {}) => {
     try {
       return await fetch(`${base}${path}`, {
         method,
         headers: {
           ...override,
-          ...(admin ? { authorization: `Bearer ${options.adminToken}` } : {}),
+          ...(admin ? { authorization: `Bearer ${options.adminToken}` } : bearer ? { authorization: `Bearer ${bearer}` } : {}),
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -149,7 +150,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
 
   const noToken = "no admin token (pass --admin-token or set ADMIN_TOKEN)";
   if (!options.adminToken) {
-    for (const name of ["session create", "session read", "session delete", "flag put", "flag evaluate", "flag delete"]) skip(name, noToken);
+    for (const name of ["session create", "session read", "session delete", ...USER_SESSION_CHECKS, "flag put", "flag evaluate", "flag delete"]) skip(name, noToken);
   } else {
     let sessionId: string | undefined;
     let sessionGone = false;
@@ -182,6 +183,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
     } finally {
       if (sessionId && !sessionGone) await cleanup(`session ${sessionId}`, `/sessions/${encodeURIComponent(sessionId)}`);
     }
+    await userSessionChecks({ request, check, skip, cleanup });
 
     const flag = `smoke-${randomBytes(6).toString("hex")}`;
     const flagPath = `/api/features/${flag}`;
@@ -229,6 +231,63 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
   const counts = summarize(results);
   log(`${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
   return results;
+}
+
+type SmokeRequest = (method: string, path: string, options?: { body?: unknown; admin?: boolean; bearer?: string }) => Promise<Response>;
+const USER_SESSION_CHECKS = ["session refresh", "sign out all"];
+
+/**
+ * A refresh and a sign-out-everywhere, on a throw-away user of the smoke
+ * test's own, so no real user is ever signed out. Whatever is not revoked is
+ * deleted one by one afterwards.
+ */
+async function userSessionChecks({ request, check, skip, cleanup }: {
+  request: SmokeRequest;
+  check: (name: string, run: () => Promise<string>) => Promise<boolean>;
+  skip: (name: string, reason: string) => void;
+  cleanup: (what: string, path: string) => Promise<void>;
+}) {
+  const userId = `smoke-${randomBytes(6).toString("hex")}`;
+  const userPath = `/users/${encodeURIComponent(userId)}/sessions`;
+  const ids: string[] = [];
+  let revoked = false;
+  try {
+    await check("session refresh", async () => {
+      for (let i = 0; i < 2; i++) {
+        const created = await readJson(await request("POST", "/sessions", { body: { ...SMOKE_USER, userId, ttlSeconds: 120 }, admin: true }), 201);
+        if (typeof created.sessionId !== "string") throw new Error(`201 without a sessionId: ${JSON.stringify(created)}`);
+        ids.push(created.sessionId);
+      }
+      const id = ids[0]!;
+      const refreshed = await readJson(await request("POST", `/sessions/${encodeURIComponent(id)}/refresh`, { bearer: id }), 200);
+      if (refreshed.sessionId !== id || typeof refreshed.expiresAt !== "string" || Number.isNaN(Date.parse(refreshed.expiresAt))) {
+        throw new Error(`answered ${JSON.stringify(refreshed)}, expected {sessionId, expiresAt}`);
+      }
+      return `expires ${refreshed.expiresAt}`;
+    });
+    if (ids.length === 0) return skip("sign out all", "no session was created");
+    await check("sign out all", async () => {
+      const listing = await readJson(await request("GET", userPath, { admin: true }), 200);
+      if (ids.some((id) => JSON.stringify(listing).includes(id))) throw new Error("the session listing shows a full session id");
+      if (!Array.isArray(listing.sessions) || listing.sessions.length !== ids.length) {
+        throw new Error(`listed ${JSON.stringify(listing.sessions)}, expected ${ids.length} sessions`);
+      }
+      let count = 0;
+      let cursor: string | undefined;
+      for (;;) {
+        const page = await readJson(await request("DELETE", cursor ? `${userPath}?cursor=${encodeURIComponent(cursor)}` : userPath, { admin: true }), 200);
+        count += Number(page.revoked);
+        if (page.complete === true) break;
+        if (typeof page.cursor !== "string") throw new Error(`answered complete: ${String(page.complete)} without a cursor`);
+        cursor = page.cursor;
+      }
+      revoked = true;
+      for (const id of ids) await expectStatus(await request("GET", `/sessions/${encodeURIComponent(id)}`), 404);
+      return `listed ${ids.length}, revoked ${count}; each now 404`;
+    });
+  } finally {
+    if (!revoked) for (const id of ids) await cleanup(`session ${id}`, `/sessions/${encodeURIComponent(id)}`);
+  }
 }
 
 export function summarize(results: SmokeResult[]) {

@@ -30,6 +30,8 @@ export interface LocalStackOptions {
   host?: string;
   /** Default: a random token, logged once. */
   adminToken?: string;
+  /** The admin token being rotated out, also accepted; none by default. */
+  adminTokenPrevious?: string | undefined;
   /** Default: the stack's origin. */
   originUrl?: string;
   /** Default: .data/<stack>. */
@@ -79,15 +81,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     compatibilityFlags: [...settings.compatibilityFlags],
     kvNamespaces: [...KV_BINDINGS],
     kvPersist: options.ephemeral ? false : dataDir,
-    // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
-    bindings: { ...vars, [SECRETS.adminToken]: adminToken, [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA } },
+    bindings: {
+      ...vars,
+      [SECRETS.adminToken]: adminToken,
+      ...(options.adminTokenPrevious ? { [SECRETS.adminTokenPrevious]: options.adminTokenPrevious } : {}),
+      // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
+      [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA },
+    },
     host,
     port,
   });
   const dispose = () => mf.dispose();
   try {
     const ready = await mf.ready;
-    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret: ${SECRETS.adminToken}`);
+    const secrets = [SECRETS.adminToken, ...(options.adminTokenPrevious ? [SECRETS.adminTokenPrevious] : [])];
+    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
     if (managedFlags.length > 0) {
       await seedFlags(mf, settings.flags);
@@ -160,6 +168,7 @@ export function cliOptions(
     port,
     host: setting(values.host, "HOST") ?? DEFAULT_HOST,
     adminToken: firstSet(env[SECRETS.adminToken], devVars[SECRETS.adminToken]),
+    adminTokenPrevious: firstSet(env[SECRETS.adminTokenPrevious], devVars[SECRETS.adminTokenPrevious]),
     originUrl: setting(values["origin-url"], VARS.originUrl),
     stack: values.stack,
     dataDir: values["data-dir"],

@@ -23,6 +23,8 @@ export interface WorkerServiceArgs {
   vars: Record<string, string>;
   /** A Pulumi secret (config.requireSecret), so the bindings reach the engine as a secret. */
   adminToken: pulumi.Output<string>;
+  /** The admin token being rotated out, also a secret; no binding at all when undefined. */
+  adminTokenPrevious?: pulumi.Output<string> | undefined;
   workersDev: boolean;
   /** The account's workers.dev subdomain, when known: gives the version's preview URL. */
   workersDevSubdomain: string | undefined;
@@ -93,8 +95,11 @@ export class WorkerService extends pulumi.ComponentResource {
         mainModule: SECRETS_MODULE,
         modules: [{ name: SECRETS_MODULE, contentType: MODULE_TYPE, contentBase64: Buffer.from(SECRETS_MODULE_CODE).toString("base64") }],
         compatibilityDate: args.compatibilityDate,
-        bindings: [{ type: "secret_text", name: SECRETS.adminToken, text: args.adminToken }],
-        annotations: { workersTag: "secrets", workersMessage: `Holds ${SECRETS.adminToken} for the releases to inherit; never deployed` },
+        bindings: [
+          { type: "secret_text", name: SECRETS.adminToken, text: args.adminToken },
+          ...(args.adminTokenPrevious ? [{ type: "secret_text", name: SECRETS.adminTokenPrevious, text: args.adminTokenPrevious }] : []),
+        ],
+        annotations: { workersTag: "secrets", workersMessage: `Holds the admin tokens for the releases to inherit; never deployed` },
       },
       { parent: this, retainOnDelete: true },
     );
@@ -116,6 +121,7 @@ export class WorkerService extends pulumi.ComponentResource {
           ...KV_BINDINGS.map((binding) => ({ type: "kv_namespace", name: binding, namespaceId: args.namespaceIds[binding] })),
           ...Object.entries(args.vars).map(([varName, text]) => ({ type: "plain_text", name: varName, text })),
           { type: "inherit", name: SECRETS.adminToken, versionId: secrets.id },
+          ...(args.adminTokenPrevious ? [{ type: "inherit", name: SECRETS.adminTokenPrevious, versionId: secrets.id }] : []),
           { type: "version_metadata", name: VERSION_METADATA_BINDING },
         ],
         // The tag is what /health reports as versionTag: the bundle it runs.

@@ -43,6 +43,8 @@ describe("stack config validation", () => {
     expectError({ ...prod(), flags: { beta: { enabled: true, percentage: 150 } } }, "flags.beta.percentage", /100/));
   it("refuses a flag that is not a flag", () => expectError({ ...prod(), flags: { beta: { on: true } } }, "flags.beta.enabled", /received undefined/));
   it("refuses a TTL below KV's minimum", () => expectError({ ...prod(), sessionTtlSeconds: 30 }, "sessionTtlSeconds", /out of range \[60,/));
+  it("refuses an absolute session lifetime shorter than the session TTL", () =>
+    expectError({ ...prod(), sessionTtlSeconds: 7200, sessionMaxLifetimeSeconds: 3600 }, "sessionMaxLifetimeSeconds", /shorter than sessionTtlSeconds/));
   it("refuses a non-https origin", () => expectError({ ...prod(), originUrl: "http://origin.test" }, "originUrl", /https:\/\//));
   it("refuses a stack with no way to reach the Worker", () =>
     expectError({ ...prod(), routes: [], customDomains: [], workersDev: false }, "customDomains", /no URL/));
@@ -82,6 +84,7 @@ describe("stack config validation", () => {
     const project = parseYaml(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { secret?: boolean }> };
     expect(Object.keys(project.config).sort()).toEqual([...CONFIG_KEYS, ...SECRET_KEYS].sort());
     expect(project.config.adminToken?.secret).toBe(true);
+    expect(project.config.adminTokenPrevious?.secret).toBe(true);
   });
 });
 

@@ -119,6 +119,16 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     expect(r.outputs).toMatchObject({ candidateVersionId: candidate, activeVersionId: candidate, deployment: [{ versionId: candidate, percent: 100 }] });
   });
 
+  it("binds the absolute session lifetime, and no previous admin token unless one is set", () => {
+    const bindings = bindingsOf(stacks[stack]!);
+    expect(bindings.find((b) => b.name === "SESSION_MAX_LIFETIME_SECONDS")).toEqual({
+      type: "plain_text",
+      name: "SESSION_MAX_LIFETIME_SECONDS",
+      text: String(loadStackConfig(stack).sessionMaxLifetimeSeconds),
+    });
+    expect(bindings.map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
+  });
+
   it("writes each flag declared as code to CONFIG in the Worker's own format", () => {
     const r = stacks[stack]!;
     const { flags } = loadStackConfig(stack);
@@ -237,5 +247,26 @@ describe("rollout", () => {
       expect(shares.find((share) => share.versionId === "new-version")?.percent).toBe(percent);
     }
     expect(trafficSplit({ percent: 10, stableVersionId: STABLE }, STABLE)).toEqual([{ versionId: STABLE, percent: 100 }]);
+  });
+});
+
+describe("admin token rotation", () => {
+  const PREVIOUS = "0ld-admin-token-being-rotated-out";
+
+  it("binds a set previous token as a secret_text only, never in plain text or an output", async () => {
+    const r = await recordStack("dev", { config: readStackFiles("dev"), secrets: { adminToken: ADMIN_TOKEN, adminTokenPrevious: PREVIOUS }, bundle: SNAPSHOT_BUNDLE });
+    const secrets = findResource(r, T.version, "worker-secrets");
+    expect(secrets.inputs.bindings).toContainEqual({ type: "secret_text", name: "ADMIN_TOKEN_PREVIOUS", text: SECRET });
+    expect(secrets.secretInputs).toContain("bindings");
+    // The release inherits it from the secrets version, like ADMIN_TOKEN: its value never reaches the release.
+    expect(bindingsOf(r).find((b) => b.name === "ADMIN_TOKEN_PREVIOUS")).toEqual({ type: "inherit", name: "ADMIN_TOKEN_PREVIOUS", versionId: secrets.id });
+    expect(r.secretOutputs).toEqual(["adminToken"]);
+    expect(JSON.stringify(r)).not.toContain(PREVIOUS);
+  });
+
+  it("creates no empty secret binding for an empty previous token", async () => {
+    const r = await recordStack("dev", { config: { ...readStackFiles("dev"), adminTokenPrevious: "" }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
+    expect(bindingsOf(r).map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
+    expect(findResource(r, T.version, "worker-secrets").inputs.bindings).toEqual([{ type: "secret_text", name: "ADMIN_TOKEN", text: SECRET }]);
   });
 });

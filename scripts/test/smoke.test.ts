@@ -8,7 +8,7 @@ import { LOCAL_VERSION_METADATA } from "../../worker/src/contract";
 import { runSmoke, versionOverrideHeader } from "../smoke";
 import { startLocalStack, type LocalStack } from "../start";
 
-const CHECKS = ["health", "session create", "session read", "session delete", "flag put", "flag evaluate", "flag delete", "cache read"];
+const CHECKS = ["health", "session create", "session read", "session delete", "session refresh", "sign out all", "flag put", "flag evaluate", "flag delete", "cache read"];
 
 /** `npm run smoke` as a child process, as a user or CI runs it. */
 async function smokeCli(args: string[], env: Record<string, string> = {}) {
@@ -55,7 +55,8 @@ describe("npm run smoke against the real local stack", () => {
     const { code, stdout } = await smokeCli(["--url", stack.url], { ADMIN_TOKEN: stack.adminToken });
     expect(marks(stdout)).toEqual(Object.fromEntries(CHECKS.map((check) => [check, "✓"])));
     expect(stdout).toMatch(/^✓ cache read +product 1: X-Cache MISS/m);
-    expect(stdout).toContain("8 passed, 0 failed, 0 skipped");
+    expect(stdout).toMatch(/^✓ sign out all +listed 2, revoked 2; each now 404/m);
+    expect(stdout).toContain("10 passed, 0 failed, 0 skipped");
     expect(code).toBe(0);
     expect((await stack.mf.getKVNamespace("SESSIONS").then((kv) => kv.list())).keys).toEqual([]);
     expect((await stack.mf.getKVNamespace("CONFIG").then((kv) => kv.list({ prefix: "flag:smoke-" }))).keys).toEqual([]);
@@ -64,7 +65,7 @@ describe("npm run smoke against the real local stack", () => {
   it("skips the admin checks, saying why, without a token", async () => {
     const { code, stdout } = await smokeCli(["--url", stack.url]);
     expect(stdout).toMatch(/^– session create +skipped: no admin token \(pass --admin-token or set ADMIN_TOKEN\)$/m);
-    expect(stdout).toContain("2 passed, 0 failed, 6 skipped");
+    expect(stdout).toContain("2 passed, 0 failed, 8 skipped");
     expect(code).toBe(0);
   }, 60_000);
 
@@ -108,11 +109,22 @@ describe("npm run smoke against a broken deployment", () => {
     const route = `${request.method} ${pathname}`;
     if (route === "GET /health") return send(200, { status: "ok", environment: "broken", bundleSha256: null });
     if (pathname.startsWith("/api/products/")) return send(502, { error: "origin answered 500", code: "origin_error" });
+    const refreshed = /^\/sessions\/([\w-]+)\/refresh$/.exec(pathname)?.[1];
+    if (refreshed && request.headers.authorization === `Bearer ${refreshed}`) {
+      return sessions.has(refreshed) ? send(200, { sessionId: refreshed, expiresAt: "2026-11-25T00:00:00.000Z" }) : send(404, { error: "no such session", code: "not_found" });
+    }
     if (request.method !== "GET" && request.headers.authorization !== `Bearer ${TOKEN}`) return send(401, { error: "unauthorized", code: "unauthorized" });
+    const user = /^\/users\/([^/]+)\/sessions$/.exec(pathname)?.[1];
+    if (user) {
+      const ids = [...sessions].filter(([, s]) => (s as { userId: string }).userId === decodeURIComponent(user)).map(([id]) => id);
+      if (request.method === "GET") return send(200, { sessions: ids.map((id) => ({ sessionIdPrefix: id.slice(0, 8) })) });
+      for (const id of ids) sessions.delete(id);
+      return send(200, { revoked: ids.length, complete: true });
+    }
     const session = /^\/sessions\/([\w-]+)$/.exec(pathname)?.[1];
     const flag = /^\/api\/features\/([\w.:-]+)$/.exec(pathname)?.[1];
     if (route === "POST /sessions") {
-      const id = "s".repeat(32);
+      const id = String(sessions.size + 1).padStart(32, "s");
       sessions.set(id, JSON.parse(raw));
       return send(201, { sessionId: id, expiresAt: "2026-11-25T00:00:00.000Z" });
     }
@@ -144,7 +156,7 @@ describe("npm run smoke against a broken deployment", () => {
     expect(marks(stdout)).toEqual({ ...Object.fromEntries(CHECKS.map((check) => [check, "✓"])), "session read": "✗", "cache read": "–" });
     expect(stdout).toMatch(/^✗ session read +read back \{"userId":"someone-else".*\}, expected the session just created/m);
     expect(stdout).toMatch(/^– cache read +skipped: no origin answers \(502 origin_error\)$/m);
-    expect(stdout).toContain("6 passed, 1 failed, 1 skipped");
+    expect(stdout).toContain("8 passed, 1 failed, 1 skipped");
     expect(code).toBe(1);
     expect([...sessions.keys(), ...flags.keys()]).toEqual([]);
   }, 60_000);

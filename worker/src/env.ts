@@ -6,9 +6,11 @@ export interface Env {
   CACHE: KVNamespace;
   CONFIG: KVNamespace;
   ADMIN_TOKEN?: string;
+  ADMIN_TOKEN_PREVIOUS?: string;
   ENVIRONMENT?: string;
   ORIGIN_URL?: string;
   SESSION_TTL_SECONDS?: string;
+  SESSION_MAX_LIFETIME_SECONDS?: string;
   CACHE_TTL_SECONDS?: string;
   MANAGED_FLAGS?: string;
   BUNDLE_SHA256?: string;
