@@ -5,6 +5,7 @@
  * instead of faking the Pulumi CLI.
  */
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import * as v from "valibot";
 import { ROOT } from "../build";
@@ -43,6 +44,9 @@ export interface StackOps {
   history(): Promise<StackUpdate[]>;
 }
 
+/** The stack's policy pack (policy/PulumiPolicy.yaml): every preview and up runs it, and a mandatory violation stops the update. */
+export const POLICY_PACK_DIR = join(ROOT, "policy");
+
 export const PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/install/";
 export const PULUMI_MISSING_MESSAGE = `the Pulumi CLI is not installed (no \`pulumi\` on PATH); install it from ${PULUMI_INSTALL_URL} and run this again`;
 /** Exit code for "a tool this command needs is missing", distinct from a failed deployment (1). */
@@ -72,7 +76,7 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
     }
     throw error;
   });
-  const stream = { onOutput: log, onError: log };
+  const run = { onOutput: log, onError: log, policyPacks: [POLICY_PACK_DIR] };
   const failed = (operation: string) => (error: unknown) => {
     if (error instanceof ConcurrentUpdateError) throw new CliError(`another update of stack "${stackName}" is in progress; wait for it and try again`);
     // The engine already printed why; its error repeats all of that output.
@@ -80,9 +84,9 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
   };
   return {
     name: stackName,
-    preview: () => stack.preview({ ...stream, diff: true }).then((result) => result.changeSummary, failed("preview")),
+    preview: () => stack.preview({ ...run, diff: true }).then((result) => result.changeSummary, failed("preview")),
     up: () =>
-      stack.up({ ...stream, diff: true }).then(
+      stack.up({ ...run, diff: true }).then(
         (result) => ({ changes: result.summary.resourceChanges ?? {}, version: result.summary.version }),
         failed("up"),
       ),
