@@ -162,6 +162,8 @@ function adoptedNamespaces(
     if (ns.previewId !== undefined) {
       entry.previewId = hexId(`kv_namespaces[${index}].preview_id`, ns.previewId);
       if (titles[`${binding}:preview`]) entry.previewTitle = titles[`${binding}:preview`];
+    } else {
+      unmapped.push(`${at(`kv_namespaces[${index}]`)} ${binding} has no preview_id: the stack creates an empty preview namespace for it`);
     }
     adopted[binding] = entry;
   }

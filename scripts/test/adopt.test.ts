@@ -48,6 +48,13 @@ function expectRefusal(options: Omit<AdoptOptions, "root">, message: RegExp) {
   expect(stackText(options.stack)).toBe(before);
 }
 
+/** The template with one edit, in the scratch folder. */
+const variant = (name: string, edit: (text: string) => string) => {
+  const path = join(root, name);
+  writeFileSync(path, edit(readFileSync(TEMPLATE, "utf8")));
+  return path;
+};
+
 describe("npm run adopt: Cloudflare's KV template", () => {
   it("writes the top level's namespaces, worker and vars into the dev stack", () => {
     const lines: string[] = [];
@@ -121,15 +128,17 @@ describe("npm run adopt: Cloudflare's KV template", () => {
     expect(sessions?.ignoreChanges).toBeUndefined();
     expect(recording.resources.find((r) => r.name === "kv-sessions-preview")?.inputs.title).toBe("kv-worker-SESSIONS_preview");
   });
+
+  it("adopts a namespace without a preview_id and says the stack creates that preview namespace", async () => {
+    const { unmapped } = run({ stack: "dev", from: variant("wrangler.toml", (t) => t.replace('preview_id = "8b7c6d5e4f3a42103b2c3d4e5f6a7b8c"\n', "")) });
+    expect(unmapped).toContain("kv_namespaces[1] CACHE has no preview_id: the stack creates an empty preview namespace for it");
+    const preview = (await record("dev")).resources.find((r) => r.name === "kv-cache-preview");
+    expect(preview?.importId).toBeUndefined();
+    expect(preview?.inputs.title).toBe("kv-worker-stack-dev-cache-preview");
+  });
 });
 
 describe("npm run adopt refuses bad input and writes nothing", () => {
-  const variant = (name: string, edit: (text: string) => string) => {
-    const path = join(root, name);
-    writeFileSync(path, edit(readFileSync(TEMPLATE, "utf8")));
-    return path;
-  };
-
   it("a missing file", () => expectRefusal({ stack: "dev", from: join(root, "nope.toml") }, /nope\.toml: no such file/));
   it("invalid TOML, naming the line", () =>
     expectRefusal({ stack: "dev", from: variant("wrangler.toml", (t) => t.replace('name = "kv-worker"', 'name = "kv-worker')) }, /wrangler\.toml: invalid TOML at line 5/));
