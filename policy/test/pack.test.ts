@@ -11,7 +11,7 @@ vi.mock("@pulumi/policy", () => ({
     }
   },
 }));
-await import("../index");
+await import("../pack");
 
 const urn = (type: string, name: string) => `urn:pulumi:prod::kv-worker-stack::${type}::${name}`;
 const resource = (type: string, name: string, props: Record<string, unknown>, protect = false) =>

@@ -1,5 +1,5 @@
 /**
- * The policy pack Pulumi runs (`pulumi preview --policy-pack policy`). Each
+ * The policy pack Pulumi runs (`pulumi preview --policy-pack policy`; ./index.cjs loads it). Each
  * policy is a stack validation that adapts Pulumi's resources and calls the
  * plain rule in ./rules.ts, the same function `npm run plan` calls offline.
  */
