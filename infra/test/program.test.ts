@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { KV_BINDINGS, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
-import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
+import { COMPATIBILITY_DATE, KV_BINDINGS, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
+import { ROOT } from "../../scripts/build";
+import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
 import { loadStackConfig, readStackFiles } from "../stack-file";
 
@@ -62,6 +63,10 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       expect((r.outputs.previewNamespaceIds as Record<string, string>)[b]).toBe(preview.id);
       expect((r.outputs.namespaceIds as Record<string, string>)[b]).toBe(findResource(r, T.namespace, `kv-${b.toLowerCase()}`).id);
     }
+  });
+
+  it("passes every rule of the policy pack", () => {
+    expect(checkPolicies(stacks[stack]!, ROOT, new Date(`${COMPATIBILITY_DATE}T00:00:00Z`))).toEqual([]);
   });
 
   it("hands the provider the bundle's path and sha256, never its code", () => {
