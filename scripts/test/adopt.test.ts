@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -135,6 +135,21 @@ describe("npm run adopt: Cloudflare's KV template", () => {
     const preview = (await record("dev")).resources.find((r) => r.name === "kv-cache-preview");
     expect(preview?.importId).toBeUndefined();
     expect(preview?.inputs.title).toBe("kv-worker-stack-dev-cache-preview");
+  });
+});
+
+describe("npm run adopt for a stack without a stack file", () => {
+  it("creates Pulumi.<stack>.yaml when the wrangler config gives what the stack requires", () => {
+    const account = "c".repeat(32);
+    run({ stack: "staging", from: variant("wrangler.toml", (t) =>
+          t.replace('name = "kv-worker"', `name = "kv-worker"\naccount_id = "${account}"\nroutes = [{ pattern = "kv.example.com", custom_domain = true, zone_name = "example.com" }]`)) });
+    expect(stackText("staging")).toMatch(/^# Stack "staging", adopted from .*wrangler\.toml by `npm run adopt`\./);
+    expect(loadStackConfig("staging", { root })).toMatchObject({ accountId: account, customDomains: ["kv.example.com"], workersDev: true, adoptedNamespaces: { CONFIG: { id: IDS.dev.CONFIG[0] } } });
+  });
+
+  it("refuses, creating nothing, when the stack would lack a required key", () => {
+    expect(() => run({ stack: "staging", from: TEMPLATE })).toThrow(/→ Pulumi\.staging\.yaml: stack "staging", config key "kv-worker-stack:accountId": is required.*nothing was written/);
+    expect(existsSync(join(root, "Pulumi.staging.yaml"))).toBe(false);
   });
 });
 
