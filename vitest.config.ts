@@ -32,7 +32,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["infra/test/**/*.test.ts", "scripts/test/**/*.test.ts"],
+          include: ["infra/test/**/*.test.ts", "policy/test/**/*.test.ts", "scripts/test/**/*.test.ts"],
           environment: "node",
           globalSetup: ["scripts/test/global-setup.ts"],
         },

@@ -34,6 +34,7 @@ export default async function program(bundle?: Bundle) {
     accountId: config.accountId,
     titles: config.namespaceTitles,
     protect: config.protect,
+    adopted: config.adoptedNamespaces,
   });
   new FeatureFlags("flags", { accountId: config.accountId, namespaceId: namespaces.ids.CONFIG, flags: config.flags });
   const worker = new WorkerService("worker", {

@@ -65,6 +65,21 @@ export interface StackConfig {
   rollout: Rollout;
   /** Physical names of the KV namespaces, built here and nowhere else. */
   namespaceTitles: Record<KvBinding, { title: string; previewTitle: string }>;
+  /** Existing namespaces (from a wrangler deployment) the program imports instead of creating, by binding. */
+  adoptedNamespaces: Partial<Record<KvBinding, AdoptedNamespace>>;
+}
+
+/**
+ * A namespace that already exists (made by `wrangler kv namespace create`),
+ * imported with its current title. Without a title the program keeps
+ * whatever title it has (ignoreChanges), since wrangler's config never
+ * records titles.
+ */
+export interface AdoptedNamespace {
+  id: string;
+  title?: string;
+  previewId?: string;
+  previewTitle?: string;
 }
 
 /** A config value the program refuses; names the stack and the key. */
@@ -106,10 +121,11 @@ export const CONFIG_KEYS = [
   "protect",
   "flags",
   "rollout",
+  "adoptedNamespaces",
 ] as const;
 export const SECRET_KEYS = ["adminToken", "adminTokenPrevious"] as const;
 
-const HEX_ID = /^[0-9a-f]{32}$/;
+export const HEX_ID = /^[0-9a-f]{32}$/;
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const HOSTNAME = new RegExp(`^${LABEL}(?:\\.${LABEL})+$`);
 const SCRIPT_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
@@ -215,6 +231,8 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     fail("customDomains", "the Worker would have no URL: set customDomains, a route without a wildcard host, or workersDev with workersDevSubdomain");
   }
 
+  const adoptedNamespaces = parseAdopted(read.object("adoptedNamespaces"), fail);
+
   const namespaceTitles = Object.fromEntries(
     KV_BINDINGS.map((binding) => {
       const title = physicalName(PROJECT, stack, binding);
@@ -244,7 +262,41 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     flags,
     rollout,
     namespaceTitles,
+    adoptedNamespaces,
   };
+}
+
+const ADOPTED_FIELDS = ["id", "title", "previewId", "previewTitle"] as const;
+
+function parseAdopted(raw: Record<string, unknown>, fail: (key: string, detail: string) => never): StackConfig["adoptedNamespaces"] {
+  const adopted: StackConfig["adoptedNamespaces"] = {};
+  const seen = new Map<string, string>();
+  for (const [binding, value] of Object.entries(raw)) {
+    const key = `adoptedNamespaces.${binding}`;
+    if (!(KV_BINDINGS as readonly string[]).includes(binding)) fail(key, `unknown binding; the bindings are ${KV_BINDINGS.join(", ")}`);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) fail(key, `must be a map {id, previewId?, title?, previewTitle?}`);
+    const entry = value as Record<string, unknown>;
+    for (const field of Object.keys(entry)) {
+      if (!(ADOPTED_FIELDS as readonly string[]).includes(field)) fail(`${key}.${field}`, `unknown field; the fields are ${ADOPTED_FIELDS.join(", ")}`);
+    }
+    for (const field of ADOPTED_FIELDS) {
+      const item = entry[field];
+      if (item !== undefined && (typeof item !== "string" || item.trim() === "")) fail(`${key}.${field}`, `must be a non-empty string`);
+    }
+    const namespace = entry as unknown as AdoptedNamespace;
+    if (namespace.id === undefined) fail(`${key}.id`, "is required: the existing namespace's id");
+    for (const field of ["id", "previewId"] as const) {
+      const id = namespace[field];
+      if (id === undefined) continue;
+      if (!HEX_ID.test(id)) fail(`${key}.${field}`, `"${id}" is not a KV namespace id (32 lower-case hex characters)`);
+      // One namespace behind two bindings (or a binding and a preview) would mix their data.
+      const other = seen.get(id);
+      if (other) fail(`${key}.${field}`, `"${id}" is already adopted as ${other}`);
+      seen.set(id, `${key}.${field}`);
+    }
+    adopted[binding as KvBinding] = namespace;
+  }
+  return adopted;
 }
 
 /** The workers.dev URL, when workers.dev is on and the account subdomain is known. */
@@ -290,12 +342,17 @@ export function readStackFiles(stack: string, root = ROOT): Record<string, unkno
   if (!/^[A-Za-z0-9_.-]+$/.test(stack) || !existsSync(stackFile)) {
     throw new ConfigError(stack, undefined, `no stack file Pulumi.${stack}.yaml (create it with \`pulumi stack init ${stack}\`)`);
   }
+  return stackFileValues(parseYaml(readFileSync(stackFile, "utf8")), root);
+}
+
+/** Pulumi.yaml defaults overlaid with a parsed stack file's values (`npm run adopt` checks a file before writing it). */
+export function stackFileValues(stackDocument: unknown, root = ROOT): Record<string, unknown> {
   const project = (parseYaml(readFileSync(join(root, "Pulumi.yaml"), "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const values: Record<string, unknown> = {};
   for (const [key, declaration] of Object.entries(project.config ?? {})) {
     if (typeof declaration === "object" && declaration !== null && "default" in declaration) values[key] = declaration.default;
   }
-  const stackValues = ((parseYaml(readFileSync(stackFile, "utf8")) ?? {}) as { config?: Record<string, unknown> }).config ?? {};
+  const stackValues = ((stackDocument ?? {}) as { config?: Record<string, unknown> }).config ?? {};
   for (const [fullKey, value] of Object.entries(stackValues)) {
     if (!fullKey.startsWith(`${PROJECT}:`)) continue; // provider settings such as cloudflare:apiToken
     const isSecret = typeof value === "object" && value !== null && "secure" in value;

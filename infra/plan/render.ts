@@ -14,7 +14,7 @@ function namespaceTitles(recording: Recording): Map<string, string> {
   return new Map(
     recording.resources
       .filter((r) => shortType(r.type) === "WorkersKvNamespace" && r.id)
-      .map((r) => [r.id as string, String(r.inputs.title)]),
+      .map((r) => [r.id as string, r.ignoreChanges?.includes("title") ? `adopted ${r.id}` : String(r.inputs.title)]),
   );
 }
 
@@ -99,13 +99,14 @@ export function renderTable(recording: Recording): string {
   const safetyWidth = Math.max(6, ...rows.map((r) => safety(r).length));
   const line = (a: string, b: string, c: string, d: string) =>
     `${a.padEnd(typeWidth)}  ${b.padEnd(nameWidth)}  ${c.padEnd(safetyWidth)}  ${d}`.trimEnd();
+  const imports = rows.filter((r) => r.importId).length;
   const out = [
-    `Plan for stack "${recording.stack}": ${rows.length} resources`,
+    `Plan for stack "${recording.stack}": ${rows.length} resources${imports ? ` (${imports} imported, not created)` : ""}`,
     "",
     line("TYPE", "NAME", "SAFETY", "INPUTS"),
   ];
   for (const r of rows) {
-    const [first = "", ...rest] = details(r, titles, versions);
+    const [first = "", ...rest] = [...details(r, titles, versions), ...(r.importId ? [`import ${r.importId}`] : [])];
     out.push(line(shortType(r.type), r.name, safety(r), first));
     for (const more of rest) out.push(line("", "", "", more));
   }
@@ -193,6 +194,7 @@ export function diffRecordings(a: Recording, b: Recording): string {
       };
       walk(r.inputs, "");
       fields.set("(options)", safety(r));
+      if (r.importId) fields.set("(import)", r.importId);
       entries.set(`${shortType(r.type)} ${r.name}`, fields);
     }
     return entries;

@@ -65,6 +65,14 @@ describe("stack config validation", () => {
       stableVersionId: STABLE,
     });
   });
+  it("refuses an adopted namespace id that is not a KV namespace id", () =>
+    expectError({ ...prod(), adoptedNamespaces: { SESSIONS: { id: "not-hex" } } }, "adoptedNamespaces.SESSIONS.id", /32 lower-case hex/));
+  it("refuses one namespace adopted for two bindings", () => {
+    const id = "a".repeat(32);
+    expectError({ ...prod(), adoptedNamespaces: { SESSIONS: { id }, CACHE: { id: "b".repeat(32), previewId: id } } }, "adoptedNamespaces.CACHE.previewId", /already adopted as adoptedNamespaces\.SESSIONS\.id/);
+  });
+  it("refuses adopting a binding the Worker does not have", () =>
+    expectError({ ...prod(), adoptedNamespaces: { USERS: { id: "a".repeat(32) } } }, "adoptedNamespaces.USERS", /unknown binding/));
   it("refuses the placeholder IDs only when deploying", () => {
     expect(parseStackConfig("prod", prod()).accountId).toBe(PLACEHOLDER_ID);
     expectError(prod(), "accountId", /still the placeholder/, { deploying: true });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { KV_BINDINGS, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
-import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
+import { COMPATIBILITY_DATE, KV_BINDINGS, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
+import { ROOT } from "../../worker/build";
+import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
 import { trafficSplit } from "../rollout";
 import { loadStackConfig, readStackFiles } from "../stack-file";
@@ -68,6 +69,10 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       expect((r.outputs.previewNamespaceIds as Record<string, string>)[b]).toBe(preview.id);
       expect((r.outputs.namespaceIds as Record<string, string>)[b]).toBe(findResource(r, T.namespace, `kv-${b.toLowerCase()}`).id);
     }
+  });
+
+  it("passes every rule of the policy pack", () => {
+    expect(checkPolicies(stacks[stack]!, ROOT, new Date(`${COMPATIBILITY_DATE}T00:00:00Z`))).toEqual([]);
   });
 
   it("uploads the bundle as a module by path and sha256, never its code, tagged with its hash", () => {

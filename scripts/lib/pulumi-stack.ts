@@ -5,6 +5,7 @@
  * fake of this interface instead of faking the Pulumi CLI.
  */
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import * as v from "valibot";
 import { parseRollout, type Rollout, type TrafficShare, trafficSplit } from "../../infra/rollout";
@@ -64,6 +65,8 @@ export interface StackOps {
 
 const ROLLOUT_KEY = `${PROJECT}:rollout`;
 const DEPLOYMENT_TYPE = "cloudflare:index/workersDeployment:WorkersDeployment";
+/** The stack's policy pack (policy/PulumiPolicy.yaml): every preview and up runs it, and a mandatory violation stops the update. */
+export const POLICY_PACK_DIR = join(ROOT, "policy");
 
 export const PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/install/";
 export const PULUMI_MISSING_MESSAGE = `the Pulumi CLI is not installed (no \`pulumi\` on PATH); install it from ${PULUMI_INSTALL_URL} and run this again`;
@@ -95,6 +98,8 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
     throw error;
   });
   const stream = { onOutput: log, onError: log };
+  // Previews and updates run the policy pack; a mandatory violation stops them.
+  const run = { ...stream, policyPacks: [POLICY_PACK_DIR] };
   const failed = (operation: string) => (error: unknown) => {
     if (error instanceof ConcurrentUpdateError) throw new CliError(`another update of stack "${stackName}" is in progress; wait for it and try again`);
     // The engine already printed why; its error repeats all of that output.
@@ -106,8 +111,8 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
   });
   return {
     name: stackName,
-    preview: () => stack.preview({ ...stream, diff: true }).then((result) => result.changeSummary, failed("preview")),
-    up: () => stack.up({ ...stream, diff: true }).then(update, failed("up")),
+    preview: () => stack.preview({ ...run, diff: true }).then((result) => result.changeSummary, failed("preview")),
+    up: () => stack.up({ ...run, diff: true }).then(update, failed("up")),
     rollout: async () => {
       const value = await stack.getConfig(ROLLOUT_KEY).then((config) => config.value, () => undefined);
       const fail = (key: string, detail: string): never => {
@@ -123,7 +128,7 @@ export async function openStack(stackName: string, log: (chunk: string) => void)
       // The program still runs in a targeted update; it must not build (see infra/index.ts).
       process.env[NO_BUILD_ENV] = "1";
       try {
-        return await stack.up({ ...stream, target: [deployment.urn] }).then(update, failed("up of the deployment"));
+        return await stack.up({ ...run, target: [deployment.urn] }).then(update, failed("up of the deployment"));
       } finally {
         delete process.env[NO_BUILD_ENV];
       }

@@ -70,6 +70,15 @@ describe("GitHub workflows", () => {
     expect(actions.filter((uses) => !/@(v\d+\.\d+\.\d+|[0-9a-f]{40})$/.test(uses))).toEqual([]);
   });
 
+  it("run the policy pack in every pulumi preview or up", () => {
+    // Without a command the action only installs the CLI (deploy/promote pass the pack through the Automation API).
+    const pulumiActions = steps.filter((step) => step.uses?.startsWith("pulumi/actions@") && step.with?.command !== undefined);
+    expect(pulumiActions.length).toBeGreaterThan(0);
+    for (const step of pulumiActions) expect(step.with?.policyPacks, JSON.stringify(step)).toBe("policy");
+    const commands = steps.flatMap((step) => [...(step.run ?? "").matchAll(/(?:^|&&|;)\s*pulumi (?:preview|up)\b[^\n]*/gm)].map((match) => match[0]));
+    expect(commands.filter((command) => !command.includes("--policy-pack policy"))).toEqual([]);
+  });
+
   it("run Node from .nvmrc", () => {
     const setups = steps.filter((step) => step.uses?.startsWith("actions/setup-node@"));
     expect(setups.length).toBeGreaterThan(0);
