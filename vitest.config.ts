@@ -1,7 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { buildOpenApi } from "./worker/openapi-build.ts";
-import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS } from "./worker/src/contract.ts";
+import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS, LOCAL_VERSION_METADATA, VERSION_METADATA_BINDING } from "./worker/src/contract.ts";
 
 /**
  * Two projects: `worker` runs inside workerd against real local KV;
@@ -18,18 +18,23 @@ export default defineConfig({
               compatibilityDate: COMPATIBILITY_DATE,
               compatibilityFlags: [...COMPATIBILITY_FLAGS],
               kvNamespaces: [...KV_BINDINGS],
-              bindings: { ADMIN_TOKEN: "test-admin-token", ENVIRONMENT: "test", ORIGIN_URL: "https://origin.test" },
+              bindings: {
+                ADMIN_TOKEN: "test-admin-token",
+                ENVIRONMENT: "test",
+                ORIGIN_URL: "https://origin.test",
+                [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA },
+              },
             },
           }),
         ],
-        // What scripts/build.ts defines, so GET /openapi.json serves the document built from these sources.
+        // What worker/build.ts defines, so GET /openapi.json serves the document built from these sources.
         define: { __BUILD_VERSION__: JSON.stringify("test"), ...buildOpenApi("test").define },
         test: { name: "worker", include: ["worker/test/**/*.test.ts"] },
       },
       {
         test: {
           name: "node",
-          include: ["infra/test/**/*.test.ts", "scripts/test/**/*.test.ts"],
+          include: ["infra/test/**/*.test.ts", "policy/test/**/*.test.ts", "scripts/test/**/*.test.ts"],
           environment: "node",
           globalSetup: ["scripts/test/global-setup.ts"],
         },

@@ -1,6 +1,6 @@
 /**
  * A small typed client for the Worker's API, for other TypeScript services
- * and for `npm run smoke` / `npm run purge`.
+ * and for `npm run smoke` / `npm run purge` / `npm run revoke`.
  *
  *   import { createApiClient } from "kv-worker-stack/client";
  *   const api = createApiClient({ baseUrl: "https://…", adminToken });
@@ -15,7 +15,19 @@
  * SDK with an OFREP provider (README).
  */
 import type * as v from "valibot";
-import type { FlagEvaluation, FlagList, Health, Invalidated, PurgePage, Session, SessionCreated, StoredFlag } from "../worker/src/api-responses.ts";
+import type {
+  FlagEvaluation,
+  FlagList,
+  Health,
+  Invalidated,
+  PurgePage,
+  RevokePage,
+  Session,
+  SessionCreated,
+  SessionRefreshed,
+  StoredFlag,
+  UserSessionList,
+} from "../worker/src/api-responses.ts";
 import type { Flag, SessionInput } from "../worker/src/contract.ts";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -26,6 +38,9 @@ export const CLIENT_OPERATIONS = {
   createSession: ["POST", "/sessions", 201],
   getSession: ["GET", "/sessions/:id", 200],
   deleteSession: ["DELETE", "/sessions/:id", 204],
+  refreshSession: ["POST", "/sessions/:id/refresh", 200],
+  listUserSessions: ["GET", "/users/:userId/sessions", 200],
+  revokeUserSessions: ["DELETE", "/users/:userId/sessions", 200],
   getProduct: ["GET", "/api/products/:id", 200],
   invalidateProduct: ["DELETE", "/api/products/:id/cache", 200],
   purgeCache: ["DELETE", "/api/cache", 200],
@@ -43,6 +58,8 @@ export interface ApiClientOptions {
   adminToken?: string | undefined;
   /** Per request; default 10 s. */
   timeoutMs?: number;
+  /** Sent with every request, e.g. smoke's Cloudflare-Workers-Version-Overrides; the client's own headers win. */
+  headers?: Record<string, string>;
   fetch?: typeof fetch;
 }
 
@@ -104,6 +121,7 @@ export function createApiClient(options: ApiClientOptions) {
       response = await fetchImpl(url, {
         method,
         headers: {
+          ...options.headers,
           ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
@@ -134,6 +152,15 @@ export function createApiClient(options: ApiClientOptions) {
     deleteSession: async (id: string, { sessionToken }: { sessionToken?: string } = {}) => {
       await drain(await call("deleteSession", { params: { id }, token: sessionToken ?? admin() }));
     },
+    /** Slides the expiry (never past the absolute lifetime); with the admin token, or `sessionToken`: the session itself. */
+    refreshSession: async (id: string, { sessionToken }: { sessionToken?: string } = {}) =>
+      json<Out<typeof SessionRefreshed>>(await call("refreshSession", { params: { id }, token: sessionToken ?? admin() })),
+    /** One page of a user's live sessions (ids shortened to a prefix); follow `cursor` for more. */
+    listUserSessions: async (userId: string, cursor?: string) =>
+      json<Out<typeof UserSessionList>>(await call("listUserSessions", { params: { userId }, query: { cursor }, token: admin() })),
+    /** Signs a user out everywhere, one page per call; repeat with the returned cursor until `complete` (`npm run revoke` does). */
+    revokeUserSessions: async (userId: string, cursor?: string) =>
+      json<Out<typeof RevokePage>>(await call("revokeUserSessions", { params: { userId }, query: { cursor }, token: admin() })),
     /** The origin's JSON for the product, and whether it came from the cache (X-Cache). */
     getProduct: async (id: string) => {
       const response = await call("getProduct", { params: { id } });

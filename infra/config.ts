@@ -8,6 +8,8 @@ import { ConfigError, PROJECT, SECRET_KEYS, type StackConfig, parseStackConfig }
 
 export interface Config extends StackConfig {
   adminToken: pulumi.Output<string>;
+  /** The admin token being rotated out; undefined when unset or empty, so no empty secret is bound. */
+  adminTokenPrevious: pulumi.Output<string> | undefined;
 }
 
 export function readConfig(): Config {
@@ -31,7 +33,9 @@ export function readConfig(): Config {
         `is required; set it with \`pulumi config set --secret adminToken <token> --stack ${stack}\``,
       );
     }
-    return { ...parsed, adminToken: config.requireSecret("adminToken") };
+    // The plain value is read only to see whether it is set; what reaches the program is the secret.
+    const adminTokenPrevious = config.get("adminTokenPrevious") ? config.requireSecret("adminTokenPrevious") : undefined;
+    return { ...parsed, adminToken: config.requireSecret("adminToken"), adminTokenPrevious };
   } catch (error) {
     // RunError: Pulumi prints the message alone, without a stack trace.
     if (error instanceof ConfigError) throw new pulumi.RunError(error.message);

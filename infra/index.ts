@@ -1,11 +1,12 @@
 /**
  * The stack: KV namespaces (and their preview twins), the Worker with its
- * bindings, routes and domains, and the flags declared as code. Pulumi runs
- * the default export; the tests and `npm run plan` run it on the mock engine.
+ * version, deployment, routes and domains, and the flags declared as code.
+ * Pulumi runs the default export; the tests and `npm run plan` run it on the
+ * mock engine.
  */
 import { join, relative } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { DIST, ensureBuilt } from "../scripts/build";
+import { DIST, NO_BUILD_ENV, ensureBuilt, readManifest } from "../worker/build";
 import { FeatureFlags } from "./components/feature-flags";
 import { KvNamespaces } from "./components/kv-namespaces";
 import { type Bundle, WorkerService } from "./components/worker-service";
@@ -14,6 +15,11 @@ import { customDomainUrls, primaryUrl, workerVars, workersDevUrl } from "./stack
 
 /** Builds dist/ when it is missing or older than the Worker's sources, as `npm run build` does. */
 async function currentBundle(): Promise<Bundle> {
+  if (process.env[NO_BUILD_ENV]) {
+    const manifest = await readManifest();
+    // Never uploaded: only the deployment is targeted, and it keeps the version in the state.
+    return { contentFile: relative(process.cwd(), join(DIST, manifest?.mainModule ?? "worker.js")), sha256: manifest?.sha256 ?? "not-built", mainModule: manifest?.mainModule ?? "worker.js" };
+  }
   const manifest = await ensureBuilt((line) => pulumi.log.info(line));
   // Relative to the working directory, which Pulumi also gives the provider:
   // the same input on every machine, where an absolute path would differ.
@@ -28,6 +34,7 @@ export default async function program(bundle?: Bundle) {
     accountId: config.accountId,
     titles: config.namespaceTitles,
     protect: config.protect,
+    adopted: config.adoptedNamespaces,
   });
   new FeatureFlags("flags", { accountId: config.accountId, namespaceId: namespaces.ids.CONFIG, flags: config.flags });
   const worker = new WorkerService("worker", {
@@ -39,20 +46,31 @@ export default async function program(bundle?: Bundle) {
     namespaceIds: namespaces.ids,
     vars: workerVars(config, built.sha256),
     adminToken: config.adminToken,
+    adminTokenPrevious: config.adminTokenPrevious,
     workersDev: config.workersDev,
+    workersDevSubdomain: config.workersDevSubdomain,
+    rollout: config.rollout,
     zoneId: config.zoneId,
     zoneName: config.zoneName,
     routes: config.routes,
     customDomains: config.customDomains,
   });
 
+  const devUrl = workersDevUrl(config);
   return {
     environment: config.environment,
     workerName: worker.scriptName,
     url: primaryUrl(config),
-    workersDevUrl: workersDevUrl(config),
+    // Left out, not undefined, without workers.dev: Pulumi warns about an undefined output.
+    ...(devUrl === undefined ? {} : { workersDevUrl: devUrl }),
     customDomainUrls: customDomainUrls(config),
-    bundleSha256: built.sha256,
+    bundleSha256: worker.candidateBundleSha256,
+    activeVersionId: worker.activeVersionId,
+    candidateVersionId: worker.candidateVersionId,
+    deployment: worker.deployment,
+    // The version a rollout falls back to; kept after 100 % as the rollback target.
+    ...(config.rollout.stableVersionId === undefined ? {} : { stableVersionId: config.rollout.stableVersionId }),
+    ...(config.workersDev ? { versionUrl: worker.versionUrl } : {}),
     namespaceIds: namespaces.ids,
     previewNamespaceIds: namespaces.previewIds,
     adminToken: config.adminToken,

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
+import { parseRollout, type Rollout } from "./rollout";
 import {
   CACHE_TTL,
   COMPATIBILITY_DATE,
@@ -21,6 +22,7 @@ import {
   Flag,
   KV_BINDINGS,
   type KvBinding,
+  SESSION_MAX_LIFETIME,
   SESSION_TTL,
   VARS,
   describeIssues,
@@ -52,13 +54,32 @@ export interface StackConfig {
   compatibilityDate: string;
   compatibilityFlags: readonly string[];
   sessionTtlSeconds: number;
+  /** No session outlives createdAt + this, however often it is refreshed. */
+  sessionMaxLifetimeSeconds: number;
   cacheTtlSeconds: number;
   /** Protect and retain the KV namespaces: no destroy, rename or replacement deletes data. */
   protect: boolean;
   /** Feature flags declared as code, by name. */
   flags: Record<string, Flag>;
+  /** How traffic splits between the version this update uploads and the stable one. */
+  rollout: Rollout;
   /** Physical names of the KV namespaces, built here and nowhere else. */
   namespaceTitles: Record<KvBinding, { title: string; previewTitle: string }>;
+  /** Existing namespaces (from a wrangler deployment) the program imports instead of creating, by binding. */
+  adoptedNamespaces: Partial<Record<KvBinding, AdoptedNamespace>>;
+}
+
+/**
+ * A namespace that already exists (made by `wrangler kv namespace create`),
+ * imported with its current title. Without a title the program keeps
+ * whatever title it has (ignoreChanges), since wrangler's config never
+ * records titles.
+ */
+export interface AdoptedNamespace {
+  id: string;
+  title?: string;
+  previewId?: string;
+  previewTitle?: string;
 }
 
 /** A config value the program refuses; names the stack and the key. */
@@ -81,7 +102,7 @@ export class ConfigError extends Error {
 export const physicalName = (project: string, stack: string, logical: string) =>
   `${project}-${stack}-${logical}`.toLowerCase();
 
-/** Every key the program reads, besides the secret `adminToken`. Pulumi.yaml declares each of them. */
+/** Every key the program reads, besides the secrets `adminToken` and `adminTokenPrevious`. Pulumi.yaml declares each of them. */
 export const CONFIG_KEYS = [
   "accountId",
   "zoneId",
@@ -95,13 +116,16 @@ export const CONFIG_KEYS = [
   "compatibilityDate",
   "compatibilityFlags",
   "sessionTtlSeconds",
+  "sessionMaxLifetimeSeconds",
   "cacheTtlSeconds",
   "protect",
   "flags",
+  "rollout",
+  "adoptedNamespaces",
 ] as const;
-export const SECRET_KEYS = ["adminToken"] as const;
+export const SECRET_KEYS = ["adminToken", "adminTokenPrevious"] as const;
 
-const HEX_ID = /^[0-9a-f]{32}$/;
+export const HEX_ID = /^[0-9a-f]{32}$/;
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const HOSTNAME = new RegExp(`^${LABEL}(?:\\.${LABEL})+$`);
 const SCRIPT_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
@@ -181,6 +205,10 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
   });
 
   const sessionTtlSeconds = read.integer("sessionTtlSeconds", SESSION_TTL);
+  const sessionMaxLifetimeSeconds = read.integer("sessionMaxLifetimeSeconds", SESSION_MAX_LIFETIME);
+  if (sessionMaxLifetimeSeconds < sessionTtlSeconds) {
+    fail("sessionMaxLifetimeSeconds", `${sessionMaxLifetimeSeconds} is shorter than sessionTtlSeconds (${sessionTtlSeconds}): every session would be cut short`);
+  }
   const cacheTtlSeconds = read.integer("cacheTtlSeconds", CACHE_TTL);
   const protect = read.boolean("protect", false);
 
@@ -196,10 +224,14 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     flags[name] = parsed.output as Flag;
   }
 
+  const rollout = parseRollout(read.object("rollout"), fail);
+
   const reachable = customDomains.length > 0 || (workersDev && workersDevSubdomain) || routes.some((r) => !r.startsWith("*"));
   if (!reachable) {
     fail("customDomains", "the Worker would have no URL: set customDomains, a route without a wildcard host, or workersDev with workersDevSubdomain");
   }
+
+  const adoptedNamespaces = parseAdopted(read.object("adoptedNamespaces"), fail);
 
   const namespaceTitles = Object.fromEntries(
     KV_BINDINGS.map((binding) => {
@@ -224,11 +256,47 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     compatibilityDate,
     compatibilityFlags,
     sessionTtlSeconds,
+    sessionMaxLifetimeSeconds,
     cacheTtlSeconds,
     protect,
     flags,
+    rollout,
     namespaceTitles,
+    adoptedNamespaces,
   };
+}
+
+const ADOPTED_FIELDS = ["id", "title", "previewId", "previewTitle"] as const;
+
+function parseAdopted(raw: Record<string, unknown>, fail: (key: string, detail: string) => never): StackConfig["adoptedNamespaces"] {
+  const adopted: StackConfig["adoptedNamespaces"] = {};
+  const seen = new Map<string, string>();
+  for (const [binding, value] of Object.entries(raw)) {
+    const key = `adoptedNamespaces.${binding}`;
+    if (!(KV_BINDINGS as readonly string[]).includes(binding)) fail(key, `unknown binding; the bindings are ${KV_BINDINGS.join(", ")}`);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) fail(key, `must be a map {id, previewId?, title?, previewTitle?}`);
+    const entry = value as Record<string, unknown>;
+    for (const field of Object.keys(entry)) {
+      if (!(ADOPTED_FIELDS as readonly string[]).includes(field)) fail(`${key}.${field}`, `unknown field; the fields are ${ADOPTED_FIELDS.join(", ")}`);
+    }
+    for (const field of ADOPTED_FIELDS) {
+      const item = entry[field];
+      if (item !== undefined && (typeof item !== "string" || item.trim() === "")) fail(`${key}.${field}`, `must be a non-empty string`);
+    }
+    const namespace = entry as unknown as AdoptedNamespace;
+    if (namespace.id === undefined) fail(`${key}.id`, "is required: the existing namespace's id");
+    for (const field of ["id", "previewId"] as const) {
+      const id = namespace[field];
+      if (id === undefined) continue;
+      if (!HEX_ID.test(id)) fail(`${key}.${field}`, `"${id}" is not a KV namespace id (32 lower-case hex characters)`);
+      // One namespace behind two bindings (or a binding and a preview) would mix their data.
+      const other = seen.get(id);
+      if (other) fail(`${key}.${field}`, `"${id}" is already adopted as ${other}`);
+      seen.set(id, `${key}.${field}`);
+    }
+    adopted[binding as KvBinding] = namespace;
+  }
+  return adopted;
 }
 
 /** The workers.dev URL, when workers.dev is on and the account subdomain is known. */
@@ -253,6 +321,7 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.environment]: config.environment,
     [VARS.originUrl]: config.originUrl,
     [VARS.sessionTtlSeconds]: String(config.sessionTtlSeconds),
+    [VARS.sessionMaxLifetimeSeconds]: String(config.sessionMaxLifetimeSeconds),
     [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
     [VARS.managedFlags]: Object.keys(config.flags).join(","),
     [VARS.bundleSha256]: bundleSha256,
@@ -273,12 +342,17 @@ export function readStackFiles(stack: string, root = ROOT): Record<string, unkno
   if (!/^[A-Za-z0-9_.-]+$/.test(stack) || !existsSync(stackFile)) {
     throw new ConfigError(stack, undefined, `no stack file Pulumi.${stack}.yaml (create it with \`pulumi stack init ${stack}\`)`);
   }
+  return stackFileValues(parseYaml(readFileSync(stackFile, "utf8")), root);
+}
+
+/** Pulumi.yaml defaults overlaid with a parsed stack file's values (`npm run adopt` checks a file before writing it). */
+export function stackFileValues(stackDocument: unknown, root = ROOT): Record<string, unknown> {
   const project = (parseYaml(readFileSync(join(root, "Pulumi.yaml"), "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const values: Record<string, unknown> = {};
   for (const [key, declaration] of Object.entries(project.config ?? {})) {
     if (typeof declaration === "object" && declaration !== null && "default" in declaration) values[key] = declaration.default;
   }
-  const stackValues = ((parseYaml(readFileSync(stackFile, "utf8")) ?? {}) as { config?: Record<string, unknown> }).config ?? {};
+  const stackValues = ((stackDocument ?? {}) as { config?: Record<string, unknown> }).config ?? {};
   for (const [fullKey, value] of Object.entries(stackValues)) {
     if (!fullKey.startsWith(`${PROJECT}:`)) continue; // provider settings such as cloudflare:apiToken
     const isSecret = typeof value === "object" && value !== null && "secure" in value;

@@ -7,6 +7,7 @@
  *   npm run deploy -- --stack <name> [--preview] [--yes]
  */
 import { parseArgs } from "node:util";
+import { formatSplit } from "../infra/rollout";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { requireArtifact } from "./lib/delivery-artifact";
 import { askToConfirm, canConfirm } from "./lib/delivery-prompt";
@@ -54,6 +55,8 @@ async function main(): Promise<void> {
     ["workers.dev", outputs.workersDevUrl],
     ["domains", outputs.customDomainUrls?.length ? outputs.customDomainUrls.join(", ") : undefined],
     ["bundle", outputs.bundleSha256 && `sha256 ${outputs.bundleSha256}`],
+    ["version", outputs.candidateVersionId],
+    ["traffic", outputs.deployment?.length ? formatSplit(outputs.deployment) : undefined],
   ];
   console.log(`\nDeployed ${stackName} (update ${version}) in ${seconds} s`);
   for (const [label, value] of rows) if (value) console.log(`  ${label.padEnd(12)}${value}`);

@@ -8,6 +8,11 @@
  *   npm run plan -- --stack prod --mermaid   a diagram GitHub renders
  *   npm run plan -- --diff dev prod          what differs between two stacks
  *   npm run plan -- --stack dev --update     rewrite infra/plans/dev.txt
+ *   npm run plan -- --stack dev --root <dir> a checkout elsewhere (its Pulumi.yaml and stack files)
+ *
+ * Every plan (not --update) also runs the policy pack's rules (policy/rules.ts)
+ * over the recorded resources, prints each violation, and exits 1 on a
+ * mandatory one.
  *
  * The committed snapshots in infra/plans/ show the bundle hash as
  * "<bundle sha256>", so Worker code changes do not touch them; the live plan
@@ -17,11 +22,13 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Bundle } from "../infra/components/worker-service";
-import { type Recording, recordStack } from "../infra/plan/record";
+import { type RecordedResource, type Recording, recordStack } from "../infra/plan/record";
 import { diffRecordings, renderMermaid, renderTable, toJson } from "../infra/plan/render";
 import { loadStackConfig, readStackFiles } from "../infra/stack-file";
+import { policyContext } from "../policy/context";
+import { type Finding, RULES, type StackResource, evaluatePolicies, formatFinding } from "../policy/rules";
 import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
-import { isMain, parseFlags, runCommand } from "./lib/cli";
+import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 
 export const PLANS_DIR = join(ROOT, "infra/plans");
 export const snapshotPath = (stack: string) => join(PLANS_DIR, `${stack}.txt`);
@@ -31,9 +38,34 @@ export const SNAPSHOT_BUNDLE: Bundle = { contentFile: "dist/worker.js", sha256: 
 const PLAN_ADMIN_TOKEN = "plan-admin-token";
 
 /** Validates the stack's files, then records the program on the mock engine. */
-export async function planStack(stack: string, bundle?: Bundle): Promise<Recording> {
-  loadStackConfig(stack);
-  return recordStack(stack, { config: readStackFiles(stack), secrets: { adminToken: PLAN_ADMIN_TOKEN }, ...(bundle ? { bundle } : {}) });
+export async function planStack(stack: string, bundle?: Bundle, root = ROOT): Promise<Recording> {
+  loadStackConfig(stack, { root });
+  return recordStack(stack, { config: readStackFiles(stack, root), secrets: { adminToken: PLAN_ADMIN_TOKEN }, ...(bundle ? { bundle } : {}) });
+}
+
+const toStackResource = (r: RecordedResource): StackResource => ({
+  type: r.type,
+  name: r.name,
+  id: r.id,
+  inputs: r.inputs,
+  protect: r.protect,
+  retainOnDelete: r.retainOnDelete,
+});
+
+/** The policy pack's rules over a recording: what `pulumi preview --policy-pack policy` would report. */
+export const checkPolicies = (recording: Recording, root = ROOT, today = new Date()): Finding[] =>
+  evaluatePolicies(recording.resources.filter((r) => r.custom).map(toStackResource), policyContext(recording.stack, { root, today }));
+
+/** Prints each finding; a mandatory one fails the command. */
+function reportPolicies(recordings: Recording[], root: string, log: (line: string) => void): void {
+  let mandatory = 0;
+  for (const recording of recordings) {
+    const findings = checkPolicies(recording, root);
+    for (const finding of findings) log(`policy ${recording.stack}: ${formatFinding(finding)}`);
+    mandatory += findings.filter((f) => f.enforcementLevel === "mandatory").length;
+    if (findings.length === 0) log(`policies for ${recording.stack}: all ${RULES.length} rules pass`);
+  }
+  if (mandatory > 0) throw new CliError(`${mandatory} mandatory policy violation${mandatory === 1 ? "" : "s"} (above); fix the stack before it is previewed or deployed`);
 }
 
 export const renderSnapshot = async (stack: string) => renderTable(await planStack(stack, SNAPSHOT_BUNDLE));
@@ -52,6 +84,7 @@ async function main() {
         mermaid: { type: "boolean", default: false },
         diff: { type: "boolean", default: false },
         update: { type: "boolean", default: false },
+        root: { type: "string", default: ROOT },
       },
       allowPositionals: true,
     }),
@@ -63,9 +96,10 @@ async function main() {
     const [a = "dev", b = "prod"] = positionals;
     log(`planning stacks ${a} and ${b} on the mock engine…`);
     const bundle = await liveBundle(log);
-    const left = await planStack(a, bundle);
-    const right = await planStack(b, bundle);
+    const left = await planStack(a, bundle, values.root);
+    const right = await planStack(b, bundle, values.root);
     process.stdout.write(diffRecordings(left, right));
+    reportPolicies([left, right], values.root, log);
     return;
   }
   const stack = values.stack;
@@ -76,11 +110,12 @@ async function main() {
     return;
   }
   log(`planning stack ${stack} on the mock engine (no credentials, nothing deployed)…`);
-  const recording = await planStack(stack, await liveBundle(log));
+  const recording = await planStack(stack, await liveBundle(log), values.root);
   if (values.json) process.stdout.write(toJson(recording));
   else if (values.mermaid) process.stdout.write(renderMermaid(recording));
   else process.stdout.write(renderTable(recording));
   log(`plan for ${stack}: ${recording.resources.filter((r) => r.custom).length} resources, bundle ${BUNDLE_PATH.slice(ROOT.length + 1)}`);
+  reportPolicies([recording], values.root, log);
 }
 
 if (isMain(import.meta.url)) runCommand("plan", main);

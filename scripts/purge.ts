@@ -7,9 +7,9 @@
  * The token may also come from ADMIN_TOKEN or .dev.vars.
  */
 import { parseArgs } from "node:util";
-import { ApiResponseError, ApiUnreachableError, createApiClient } from "../client/index.ts";
+import { createApiClient } from "../client/index.ts";
 import { SECRETS } from "../worker/src/contract";
-import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+import { CliError, apiFailure, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
 export interface PurgeOptions {
   url: string;
@@ -31,11 +31,7 @@ export async function purge({ url, prefix, adminToken, log = () => {} }: PurgeOp
   let cursor: string | undefined;
   const api = createApiClient({ baseUrl: url, adminToken });
   for (;;) {
-    const page = await api.purgeCache(prefix, cursor).catch((error: unknown) => {
-      if (error instanceof ApiUnreachableError) throw new CliError(`cannot reach ${new URL(url).origin}: ${error.reason}`);
-      if (error instanceof ApiResponseError) throw new CliError(error.message);
-      throw error;
-    });
+    const page = await api.purgeCache(prefix, cursor).catch(apiFailure(url));
     pages += 1;
     deleted += page.deleted;
     log(`page ${pages}: deleted ${page.deleted} (${deleted} so far)`);

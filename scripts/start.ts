@@ -14,7 +14,7 @@ import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import { loadStackConfig, workerVars } from "../infra/stack-file";
-import { type Flag, KV_BINDINGS, SECRETS, VARS, encodeFlag, flagKey } from "../worker/src/contract";
+import { type Flag, KV_BINDINGS, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
@@ -30,6 +30,8 @@ export interface LocalStackOptions {
   host?: string;
   /** Default: a random token, logged once. */
   adminToken?: string;
+  /** The admin token being rotated out, also accepted; none by default. */
+  adminTokenPrevious?: string | undefined;
   /** Default: the stack's origin. */
   originUrl?: string;
   /** Default: .data/<stack>. */
@@ -79,14 +81,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     compatibilityFlags: [...settings.compatibilityFlags],
     kvNamespaces: [...KV_BINDINGS],
     kvPersist: options.ephemeral ? false : dataDir,
-    bindings: { ...vars, [SECRETS.adminToken]: adminToken },
+    bindings: {
+      ...vars,
+      [SECRETS.adminToken]: adminToken,
+      ...(options.adminTokenPrevious ? { [SECRETS.adminTokenPrevious]: options.adminTokenPrevious } : {}),
+      // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
+      [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA },
+    },
     host,
     port,
   });
   const dispose = () => mf.dispose();
   try {
     const ready = await mf.ready;
-    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret: ${SECRETS.adminToken}`);
+    const secrets = [SECRETS.adminToken, ...(options.adminTokenPrevious ? [SECRETS.adminTokenPrevious] : [])];
+    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
     if (managedFlags.length > 0) {
       await seedFlags(mf, settings.flags);
@@ -159,6 +168,7 @@ export function cliOptions(
     port,
     host: setting(values.host, "HOST") ?? DEFAULT_HOST,
     adminToken: firstSet(env[SECRETS.adminToken], devVars[SECRETS.adminToken]),
+    adminTokenPrevious: firstSet(env[SECRETS.adminTokenPrevious], devVars[SECRETS.adminTokenPrevious]),
     originUrl: setting(values["origin-url"], VARS.originUrl),
     stack: values.stack,
     dataDir: values["data-dir"],

@@ -1,12 +1,26 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { KV_BINDINGS, type KvBinding } from "../../worker/src/contract";
+import type { AdoptedNamespace } from "../stack-file";
 
 export interface KvNamespacesArgs {
   accountId: string;
   titles: Record<KvBinding, { title: string; previewTitle: string }>;
   /** Protect and retain the production namespaces. */
   protect: boolean;
+  /** Existing namespaces to import rather than create, by binding. */
+  adopted: Partial<Record<KvBinding, AdoptedNamespace>>;
+}
+
+/**
+ * Options that import an existing namespace: the provider's import id is
+ * `<account_id>/<namespace_id>`. An adopted namespace holds live data, so it
+ * is protected and retained whatever the stack's `protect` says. Its current
+ * title must be the input or the import fails; when the title is not known,
+ * ignoreChanges makes Pulumi keep the title it reads.
+ */
+function importing(accountId: string, id: string, title: string | undefined): pulumi.CustomResourceOptions {
+  return { import: `${accountId}/${id}`, protect: true, retainOnDelete: true, ...(title === undefined ? { ignoreChanges: ["title"] } : {}) };
 }
 
 /**
@@ -30,16 +44,18 @@ export class KvNamespaces extends pulumi.ComponentResource {
     const previewIds = {} as Record<KvBinding, pulumi.Output<string>>;
     for (const binding of KV_BINDINGS) {
       const { title, previewTitle } = args.titles[binding];
+      const adopted = args.adopted[binding];
       const logical = `${name}-${binding.toLowerCase()}`;
       ids[binding] = new cloudflare.WorkersKvNamespace(
         logical,
-        { accountId: args.accountId, title },
-        { parent: this, ...safety },
+        { accountId: args.accountId, title: adopted?.title ?? title },
+        { parent: this, ...(adopted ? importing(args.accountId, adopted.id, adopted.title) : safety) },
       ).id;
+      const adoptedPreview = adopted?.previewId;
       previewIds[binding] = new cloudflare.WorkersKvNamespace(
         `${logical}-preview`,
-        { accountId: args.accountId, title: previewTitle },
-        { parent: this },
+        { accountId: args.accountId, title: adopted?.previewTitle ?? previewTitle },
+        { parent: this, ...(adoptedPreview ? importing(args.accountId, adoptedPreview, adopted.previewTitle) : {}) },
       ).id;
     }
     this.ids = ids;

@@ -17,6 +17,8 @@ export interface RecordedBinding {
   name: string;
   namespaceId?: string;
   text?: string;
+  /** `inherit` bindings: the version the value comes from. */
+  versionId?: string;
 }
 
 export interface RecordedResource {
@@ -34,6 +36,9 @@ export interface RecordedResource {
   secretInputs: string[];
   protect: boolean;
   retainOnDelete: boolean;
+  /** The provider import id when the resource is adopted (`import` option) rather than created. */
+  importId?: string;
+  ignoreChanges?: string[];
 }
 
 export interface Recording {
@@ -62,6 +67,8 @@ interface RegisterRequest {
   getParent(): string;
   getProtect(): boolean | undefined;
   getRetainondelete(): boolean | undefined;
+  getImportid(): string;
+  getIgnorechangesList(): string[];
 }
 type RegisterResource = (req: RegisterRequest, callback: (err: unknown, response: unknown) => void) => Promise<void>;
 
@@ -89,13 +96,16 @@ const toConfigString = (value: unknown) => (typeof value === "string" ? value : 
 export async function recordStack(stack: string, options: RecordOptions): Promise<Recording> {
   const resources: RecordedResource[] = [];
   const secretValues = new Set(Object.values(options.secrets ?? {}));
-  const pendingOptions = new Map<string, { parent: string | undefined; protect: boolean; retainOnDelete: boolean }>();
+  type Options = Pick<RecordedResource, "parent" | "protect" | "retainOnDelete" | "importId" | "ignoreChanges">;
+  const pendingOptions = new Map<string, Options>();
 
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const opts = pendingOptions.get(`${args.type}::${args.name}`);
-        const id = args.custom ? `${args.name}-id` : undefined;
+        // An imported resource keeps its real id: the last part of the import id
+        // (`<account_id>/<namespace_id>` → the namespace id).
+        const id = !args.custom ? undefined : args.id ? args.id.split("/").pop() : `${args.name}-id`;
         const resource: RecordedResource = {
           type: args.type,
           name: args.name,
@@ -106,6 +116,8 @@ export async function recordStack(stack: string, options: RecordOptions): Promis
           secretInputs: Object.keys(args.inputs).filter((key) => isSecretValue(args.inputs[key])),
           protect: opts?.protect ?? false,
           retainOnDelete: opts?.retainOnDelete ?? false,
+          ...(opts?.importId ? { importId: opts.importId } : {}),
+          ...(opts?.ignoreChanges?.length ? { ignoreChanges: opts.ignoreChanges } : {}),
         };
         resources.push(resource);
         options.onResource?.(resource);
@@ -128,6 +140,8 @@ export async function recordStack(stack: string, options: RecordOptions): Promis
       parent,
       protect: req.getProtect() ?? false,
       retainOnDelete: req.getRetainondelete() ?? false,
+      importId: req.getImportid() || undefined,
+      ignoreChanges: req.getIgnorechangesList(),
     });
     return registerResource(req, callback);
   };

@@ -4,7 +4,7 @@
  */
 import type { RecordedBinding as Binding, RecordedResource, Recording } from "./record";
 
-/** The short type name: `cloudflare:index/workersScript:WorkersScript` → `WorkersScript`. */
+/** The short type name: `cloudflare:index/workerVersion:WorkerVersion` → `WorkerVersion`. */
 const shortType = (type: string) => type.split(":").pop() ?? type;
 
 type Inputs = Record<string, unknown>;
@@ -14,32 +14,71 @@ function namespaceTitles(recording: Recording): Map<string, string> {
   return new Map(
     recording.resources
       .filter((r) => shortType(r.type) === "WorkersKvNamespace" && r.id)
-      .map((r) => [r.id as string, String(r.inputs.title)]),
+      .map((r) => [r.id as string, r.ignoreChanges?.includes("title") ? `adopted ${r.id}` : String(r.inputs.title)]),
   );
 }
 
-function details(resource: RecordedResource, titles: Map<string, string>): string[] {
+/** Mock IDs of versions uploaded by this update → a readable name; any other ID is a version already deployed. */
+function versionLabels(recording: Recording): Map<string, string> {
+  return new Map(
+    recording.resources.filter((r) => shortType(r.type) === "WorkerVersion" && r.id).map((r) => [r.id as string, `${r.name} (uploaded by this update)`]),
+  );
+}
+
+interface Module {
+  name: string;
+  contentFile?: string;
+  contentSha256?: string;
+}
+
+function details(resource: RecordedResource, titles: Map<string, string>, versions: Map<string, string>): string[] {
   const i: Inputs = resource.inputs;
   const ns = (id: unknown) => titles.get(String(id)) ?? String(id);
+  const version = (id: unknown) => versions.get(String(id)) ?? `version ${String(id)}`;
   switch (shortType(resource.type)) {
     case "WorkersKvNamespace":
       return [`title ${i.title}`];
-    case "WorkersScript":
+    case "Worker": {
+      const subdomain = (i.subdomain ?? {}) as { enabled?: boolean; previewsEnabled?: boolean };
       return [
-        `script ${i.scriptName}, main module ${i.mainModule}`,
-        `code ${i.contentFile}, sha256 ${i.contentSha256}`,
-        `compatibility ${i.compatibilityDate} [${(i.compatibilityFlags as string[] | undefined)?.join(", ") ?? ""}]`,
+        `worker ${i.name}`,
+        `workers.dev ${subdomain.enabled ? "on" : "off"}, version preview URLs ${subdomain.previewsEnabled ? "on" : "off"}`,
         `observability ${JSON.stringify(i.observability)}`,
-        ...((i.bindings as Binding[] | undefined) ?? []).map((b) =>
-          b.type === "kv_namespace" ? `binding ${b.name} → ${ns(b.namespaceId)} (kv_namespace)` : `binding ${b.name} = ${JSON.stringify(b.text)} (${b.type})`,
+      ];
+    }
+    case "WorkerVersion": {
+      const annotations = (i.annotations ?? {}) as { workersTag?: string; workersMessage?: string };
+      const modules = (i.modules as Module[] | undefined) ?? [];
+      return [
+        `main module ${i.mainModule}`,
+        ...modules.map((m) => (m.contentFile ? `code ${m.contentFile}, sha256 ${m.contentSha256}` : `code ${m.name} (inline stub)`)),
+        `tag ${JSON.stringify(annotations.workersTag)}, message ${JSON.stringify(annotations.workersMessage)}`,
+        `compatibility ${i.compatibilityDate} [${(i.compatibilityFlags as string[] | undefined)?.join(", ") ?? ""}]`,
+        ...((i.bindings as Binding[] | undefined) ?? []).map((b) => {
+          switch (b.type) {
+            case "kv_namespace":
+              return `binding ${b.name} → ${ns(b.namespaceId)} (kv_namespace)`;
+            case "inherit":
+              return `binding ${b.name} ← ${version(b.versionId)} (inherit)`;
+            case "version_metadata":
+              return `binding ${b.name} (version_metadata)`;
+            default:
+              return `binding ${b.name} = ${JSON.stringify(b.text)} (${b.type})`;
+          }
+        }),
+      ];
+    }
+    case "WorkersDeployment":
+      return [
+        `deployment of ${i.scriptName}, strategy ${i.strategy}`,
+        ...((i.versions as { versionId: string; percentage: number }[] | undefined) ?? []).map(
+          (v) => `traffic ${String(v.percentage).padStart(3)} % → ${version(v.versionId)}`,
         ),
       ];
     case "WorkersRoute":
       return [`route ${i.pattern} → ${i.script} (zone ${i.zoneId})`];
     case "WorkersCustomDomain":
       return [`domain https://${i.hostname} → ${i.service} (zone ${i.zoneId ?? i.zoneName})`];
-    case "WorkersScriptSubdomain":
-      return [`workers.dev ${i.enabled ? "on" : "off"} for ${i.scriptName}, previews ${i.previewsEnabled ? "on" : "off"}`];
     case "WorkersKv":
       return [`key ${i.keyName} in ${ns(i.namespaceId)}`, `value ${i.value}`, `metadata ${i.metadata}`];
     default:
@@ -53,19 +92,21 @@ const safety = (r: RecordedResource) =>
 /** One row per managed resource (components are only grouping), then the stack outputs. */
 export function renderTable(recording: Recording): string {
   const titles = namespaceTitles(recording);
+  const versions = versionLabels(recording);
   const rows = recording.resources.filter((r) => r.custom);
   const typeWidth = Math.max(4, ...rows.map((r) => shortType(r.type).length));
   const nameWidth = Math.max(4, ...rows.map((r) => r.name.length));
   const safetyWidth = Math.max(6, ...rows.map((r) => safety(r).length));
   const line = (a: string, b: string, c: string, d: string) =>
     `${a.padEnd(typeWidth)}  ${b.padEnd(nameWidth)}  ${c.padEnd(safetyWidth)}  ${d}`.trimEnd();
+  const imports = rows.filter((r) => r.importId).length;
   const out = [
-    `Plan for stack "${recording.stack}": ${rows.length} resources`,
+    `Plan for stack "${recording.stack}": ${rows.length} resources${imports ? ` (${imports} imported, not created)` : ""}`,
     "",
     line("TYPE", "NAME", "SAFETY", "INPUTS"),
   ];
   for (const r of rows) {
-    const [first = "", ...rest] = details(r, titles);
+    const [first = "", ...rest] = [...details(r, titles, versions), ...(r.importId ? [`import ${r.importId}`] : [])];
     out.push(line(shortType(r.type), r.name, safety(r), first));
     for (const more of rest) out.push(line("", "", "", more));
   }
@@ -91,11 +132,13 @@ export function toJson(recording: Recording): string {
 export function renderMermaid(recording: Recording): string {
   const titles = namespaceTitles(recording);
   const id = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_");
-  const script = recording.resources.find((r) => shortType(r.type) === "WorkersScript");
+  const script = recording.resources.find((r) => shortType(r.type) === "Worker");
+  const release = recording.resources.find((r) => shortType(r.type) === "WorkerVersion" && r.name.endsWith("-version"));
   const out = ["```mermaid", "flowchart LR"];
   if (!script) return [...out, "```", ""].join("\n");
   const worker = id(script.name);
-  out.push(`  ${worker}["Worker ${script.inputs.scriptName}"]`);
+  out.push(`  ${worker}["Worker ${script.inputs.name}"]`);
+  if ((script.inputs.subdomain as { enabled?: boolean } | undefined)?.enabled) out.push(`  workers_dev(["workers.dev"]) --> ${worker}`);
   for (const r of recording.resources.filter((r) => r.custom)) {
     const i = r.inputs;
     switch (shortType(r.type)) {
@@ -105,15 +148,18 @@ export function renderMermaid(recording: Recording): string {
       case "WorkersCustomDomain":
         out.push(`  ${id(r.name)}(["https://${i.hostname}"]) --> ${worker}`);
         break;
-      case "WorkersScriptSubdomain":
-        if (i.enabled) out.push(`  ${id(r.name)}(["workers.dev"]) --> ${worker}`);
+      case "WorkersDeployment":
+        for (const [n, v] of ((i.versions as { versionId: string; percentage: number }[] | undefined) ?? []).entries()) {
+          const label = recording.resources.some((res) => res.id === v.versionId) ? "new version" : `version ${v.versionId.slice(0, 8)}`;
+          out.push(`  ${worker} -->|${v.percentage} %| ${id(`${r.name}_${n}`)}{{"${label}"}}`);
+        }
         break;
       case "WorkersKv":
         out.push(`  ${id(r.name)}["${i.keyName}"] -.-> ${id(`ns_${i.namespaceId}`)}`);
         break;
     }
   }
-  for (const b of ((script.inputs.bindings as Binding[] | undefined) ?? []).filter((b) => b.type === "kv_namespace")) {
+  for (const b of ((release?.inputs.bindings as Binding[] | undefined) ?? []).filter((b) => b.type === "kv_namespace")) {
     const protectedNs = recording.resources.find((r) => r.id === b.namespaceId)?.protect;
     out.push(`  ${worker} -->|${b.name}| ${id(`ns_${b.namespaceId}`)}[("${titles.get(String(b.namespaceId))}${protectedNs ? " 🔒" : ""}")]`);
   }
@@ -148,6 +194,7 @@ export function diffRecordings(a: Recording, b: Recording): string {
       };
       walk(r.inputs, "");
       fields.set("(options)", safety(r));
+      if (r.importId) fields.set("(import)", r.importId);
       entries.set(`${shortType(r.type)} ${r.name}`, fields);
     }
     return entries;

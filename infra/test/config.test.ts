@@ -2,12 +2,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { ROOT } from "../../scripts/build";
+import { ROOT } from "../../worker/build";
 import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
 import { recordStack } from "../plan/record";
 import { CONFIG_KEYS, ConfigError, PLACEHOLDER_ID, SECRET_KEYS, loadStackConfig, parseStackConfig, readStackFiles } from "../stack-file";
 
 const prod = () => readStackFiles("prod");
+const STABLE = "5f1d6b0e-8c1a-4e2b-9d3c-7a6f5e4d3c2b";
 const expectError = (raw: Record<string, unknown>, key: string, detail: RegExp, options = {}) => {
   let error: unknown;
   try {
@@ -42,9 +43,36 @@ describe("stack config validation", () => {
     expectError({ ...prod(), flags: { beta: { enabled: true, percentage: 150 } } }, "flags.beta.percentage", /100/));
   it("refuses a flag that is not a flag", () => expectError({ ...prod(), flags: { beta: { on: true } } }, "flags.beta.enabled", /received undefined/));
   it("refuses a TTL below KV's minimum", () => expectError({ ...prod(), sessionTtlSeconds: 30 }, "sessionTtlSeconds", /out of range \[60,/));
+  it("refuses an absolute session lifetime shorter than the session TTL", () =>
+    expectError({ ...prod(), sessionTtlSeconds: 7200, sessionMaxLifetimeSeconds: 3600 }, "sessionMaxLifetimeSeconds", /shorter than sessionTtlSeconds/));
   it("refuses a non-https origin", () => expectError({ ...prod(), originUrl: "http://origin.test" }, "originUrl", /https:\/\//));
   it("refuses a stack with no way to reach the Worker", () =>
     expectError({ ...prod(), routes: [], customDomains: [], workersDev: false }, "customDomains", /no URL/));
+  it("refuses a rollout below 100 % without a stable version, naming the key", () =>
+    expectError({ ...prod(), rollout: { percent: 10 } }, "rollout.stableVersionId", /required when rollout.percent is 10/));
+  it("refuses a rollout percent that is not an integer from 0 to 100", () => {
+    expectError({ ...prod(), rollout: { percent: 101 } }, "rollout.percent", /integer from 0 to 100/);
+    expectError({ ...prod(), rollout: { percent: 12.5, stableVersionId: STABLE } }, "rollout.percent", /integer from 0 to 100/);
+  });
+  it("refuses a stable version that is not a version id, and unknown rollout keys", () => {
+    expectError({ ...prod(), rollout: { percent: 0, stableVersionId: "v1" } }, "rollout.stableVersionId", /version id/);
+    expectError({ ...prod(), rollout: { percentage: 10 } }, "rollout.percentage", /unknown key/);
+  });
+  it("defaults the rollout to 100 % and reads it as Pulumi passes it (JSON)", () => {
+    expect(parseStackConfig("prod", prod()).rollout).toEqual({ percent: 100 });
+    expect(parseStackConfig("prod", { ...prod(), rollout: JSON.stringify({ percent: 0, stableVersionId: STABLE.toUpperCase() }) }).rollout).toEqual({
+      percent: 0,
+      stableVersionId: STABLE,
+    });
+  });
+  it("refuses an adopted namespace id that is not a KV namespace id", () =>
+    expectError({ ...prod(), adoptedNamespaces: { SESSIONS: { id: "not-hex" } } }, "adoptedNamespaces.SESSIONS.id", /32 lower-case hex/));
+  it("refuses one namespace adopted for two bindings", () => {
+    const id = "a".repeat(32);
+    expectError({ ...prod(), adoptedNamespaces: { SESSIONS: { id }, CACHE: { id: "b".repeat(32), previewId: id } } }, "adoptedNamespaces.CACHE.previewId", /already adopted as adoptedNamespaces\.SESSIONS\.id/);
+  });
+  it("refuses adopting a binding the Worker does not have", () =>
+    expectError({ ...prod(), adoptedNamespaces: { USERS: { id: "a".repeat(32) } } }, "adoptedNamespaces.USERS", /unknown binding/));
   it("refuses the placeholder IDs only when deploying", () => {
     expect(parseStackConfig("prod", prod()).accountId).toBe(PLACEHOLDER_ID);
     expectError(prod(), "accountId", /still the placeholder/, { deploying: true });
@@ -64,6 +92,7 @@ describe("stack config validation", () => {
     const project = parseYaml(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { secret?: boolean }> };
     expect(Object.keys(project.config).sort()).toEqual([...CONFIG_KEYS, ...SECRET_KEYS].sort());
     expect(project.config.adminToken?.secret).toBe(true);
+    expect(project.config.adminTokenPrevious?.secret).toBe(true);
   });
 });
 

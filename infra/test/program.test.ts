@@ -1,21 +1,25 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { KV_BINDINGS, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
-import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
+import { COMPATIBILITY_DATE, KV_BINDINGS, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
+import { ROOT } from "../../worker/build";
+import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
+import { trafficSplit } from "../rollout";
 import { loadStackConfig, readStackFiles } from "../stack-file";
 
 const T = {
   namespace: "cloudflare:index/workersKvNamespace:WorkersKvNamespace",
-  script: "cloudflare:index/workersScript:WorkersScript",
+  worker: "cloudflare:index/worker:Worker",
+  version: "cloudflare:index/workerVersion:WorkerVersion",
+  deployment: "cloudflare:index/workersDeployment:WorkersDeployment",
   route: "cloudflare:index/workersRoute:WorkersRoute",
   domain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
-  subdomain: "cloudflare:index/workersScriptSubdomain:WorkersScriptSubdomain",
   kv: "cloudflare:index/workersKv:WorkersKv",
 };
 const ADMIN_TOKEN = "s3cret-admin-token-for-tests";
 
-const record = (stack: string) =>
-  recordStack(stack, { config: readStackFiles(stack), secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
+const STABLE = "5f1d6b0e-8c1a-4e2b-9d3c-7a6f5e4d3c2b";
+const record = (stack: string, overrides: Record<string, unknown> = {}) =>
+  recordStack(stack, { config: { ...readStackFiles(stack), ...overrides }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
 
 const stacks: Record<string, Recording> = {};
 beforeAll(async () => {
@@ -23,7 +27,8 @@ beforeAll(async () => {
   stacks.prod = await record("prod");
 });
 
-const bindingsOf = (r: Recording) => findResource(r, T.script, "worker-script").inputs.bindings as RecordedBinding[];
+const bindingsOf = (r: Recording) => findResource(r, T.version, "worker-version").inputs.bindings as RecordedBinding[];
+const splitOf = (r: Recording) => findResource(r, T.deployment, "worker-deployment").inputs.versions as { versionId: string; percentage: number }[];
 
 describe.each(["dev", "prod"])("stack %s", (stack) => {
   it("registers exactly the expected resources", () => {
@@ -33,8 +38,10 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       "kv-worker-stack:cloudflare:FeatureFlags flags",
       "kv-worker-stack:cloudflare:WorkerService worker",
       ...KV_BINDINGS.flatMap((b) => [`${T.namespace} kv-${b.toLowerCase()}`, `${T.namespace} kv-${b.toLowerCase()}-preview`]),
-      `${T.script} worker-script`,
-      `${T.subdomain} worker-workers-dev`,
+      `${T.worker} worker-script`,
+      `${T.version} worker-secrets`,
+      `${T.version} worker-version`,
+      `${T.deployment} worker-deployment`,
       ...config.routes.map((p) => `${T.route} worker-route-${p}`),
       ...config.customDomains.map((h) => `${T.domain} worker-domain-${h}`),
       ...Object.keys(config.flags).map((f) => `${T.kv} flags-${f}`),
@@ -51,7 +58,7 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       expect(target?.inputs.title).toBe(`kv-worker-stack-${stack}-${b.name.toLowerCase()}`);
     }
     const previewIds = r.resources.filter((res) => res.name.endsWith("-preview")).map((res) => res.id);
-    expect(JSON.stringify(findResource(r, T.script, "worker-script").inputs)).not.toMatch(new RegExp(previewIds.join("|")));
+    expect(JSON.stringify(findResource(r, T.version, "worker-version").inputs)).not.toMatch(new RegExp(previewIds.join("|")));
   });
 
   it("creates one preview namespace per binding, exported as previewNamespaceIds", () => {
@@ -64,19 +71,67 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     }
   });
 
-  it("hands the provider the bundle's path and sha256, never its code", () => {
-    const script = findResource(stacks[stack]!, T.script, "worker-script").inputs;
-    expect(script).toMatchObject({ contentFile: "dist/worker.js", contentSha256: SNAPSHOT_BUNDLE.sha256, mainModule: "worker.js" });
-    expect(script).not.toHaveProperty("content");
-    expect(script.observability).toMatchObject({ enabled: true, logs: { enabled: true } });
+  it("passes every rule of the policy pack", () => {
+    expect(checkPolicies(stacks[stack]!, ROOT, new Date(`${COMPATIBILITY_DATE}T00:00:00Z`))).toEqual([]);
   });
 
-  it("keeps the admin token secret: a secret_text binding and a secret output, never plain text", () => {
+  it("uploads the bundle as a module by path and sha256, never its code, tagged with its hash", () => {
     const r = stacks[stack]!;
-    expect(bindingsOf(r).find((b) => b.name === "ADMIN_TOKEN")).toEqual({ type: "secret_text", name: "ADMIN_TOKEN", text: SECRET });
-    expect(findResource(r, T.script, "worker-script").secretInputs).toContain("bindings");
+    const version = findResource(r, T.version, "worker-version");
+    expect(version.inputs).toMatchObject({
+      workerId: findResource(r, T.worker, "worker-script").id,
+      mainModule: "worker.js",
+      modules: [{ name: "worker.js", contentType: "application/javascript+module", contentFile: "dist/worker.js", contentSha256: SNAPSHOT_BUNDLE.sha256 }],
+      annotations: { workersTag: SNAPSHOT_BUNDLE.sha256 },
+    });
+    expect(JSON.stringify(version.inputs)).not.toContain("contentBase64");
+    expect(findResource(r, T.worker, "worker-script").inputs.observability).toMatchObject({ enabled: true, logs: { enabled: true } });
+  });
+
+  it("has the bindings the Worker had before versions, plus CF_VERSION_METADATA", () => {
+    const config = loadStackConfig(stack);
+    expect(bindingsOf(stacks[stack]!).map((b) => `${b.name} ${b.type}`)).toEqual([
+      ...KV_BINDINGS.map((b) => `${b} kv_namespace`),
+      ...Object.values(VARS).map((name) => `${name} plain_text`),
+      `${SECRETS.adminToken} inherit`,
+      `${VERSION_METADATA_BINDING} version_metadata`,
+    ]);
+    expect(bindingsOf(stacks[stack]!).find((b) => b.name === VARS.environment)?.text).toBe(config.environment);
+  });
+
+  it("keeps the admin token secret: one secrets version every release inherits it from, a secret output, never plain text", () => {
+    const r = stacks[stack]!;
+    const secrets = findResource(r, T.version, "worker-secrets");
+    expect(secrets.inputs.bindings).toEqual([{ type: "secret_text", name: SECRETS.adminToken, text: SECRET }]);
+    expect(secrets.secretInputs).toContain("bindings");
+    expect(bindingsOf(r).find((b) => b.name === SECRETS.adminToken)).toEqual({ type: "inherit", name: SECRETS.adminToken, versionId: secrets.id });
     expect(r.secretOutputs).toEqual(["adminToken"]);
     expect(JSON.stringify(r)).not.toContain(ADMIN_TOKEN);
+  });
+
+  it("never deletes a version: a replacement leaves the old one for the deployment and rollbacks", () => {
+    for (const name of ["worker-version", "worker-secrets"]) expect(findResource(stacks[stack]!, T.version, name).retainOnDelete).toBe(true);
+  });
+
+  it("deploys the new version to 100 % by default", () => {
+    const r = stacks[stack]!;
+    const candidate = findResource(r, T.version, "worker-version").id;
+    expect(findResource(r, T.deployment, "worker-deployment").inputs).toMatchObject({
+      scriptName: loadStackConfig(stack).workerName,
+      strategy: "percentage",
+      versions: [{ versionId: candidate, percentage: 100 }],
+    });
+    expect(r.outputs).toMatchObject({ candidateVersionId: candidate, activeVersionId: candidate, deployment: [{ versionId: candidate, percent: 100 }] });
+  });
+
+  it("binds the absolute session lifetime, and no previous admin token unless one is set", () => {
+    const bindings = bindingsOf(stacks[stack]!);
+    expect(bindings.find((b) => b.name === "SESSION_MAX_LIFETIME_SECONDS")).toEqual({
+      type: "plain_text",
+      name: "SESSION_MAX_LIFETIME_SECONDS",
+      text: String(loadStackConfig(stack).sessionMaxLifetimeSeconds),
+    });
+    expect(bindings.map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
   });
 
   it("writes each flag declared as code to CONFIG in the Worker's own format", () => {
@@ -93,9 +148,23 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     expect(bindingsOf(r).find((b) => b.name === "MANAGED_FLAGS")?.text).toBe(Object.keys(flags).join(","));
   });
 
-  it("exports the agreed outputs", () => {
+  it("exports the agreed outputs, the workers.dev ones only with workers.dev and stableVersionId only when set", () => {
+    const workersDev = stack === "dev" ? ["workersDevUrl", "versionUrl"] : [];
     expect(Object.keys(stacks[stack]!.outputs).sort()).toEqual(
-      ["adminToken", "bundleSha256", "customDomainUrls", "environment", "namespaceIds", "previewNamespaceIds", "url", "workerName", "workersDevUrl"],
+      [
+        "activeVersionId",
+        "adminToken",
+        "bundleSha256",
+        "candidateVersionId",
+        "customDomainUrls",
+        "deployment",
+        "environment",
+        "namespaceIds",
+        "previewNamespaceIds",
+        "url",
+        "workerName",
+        ...workersDev,
+      ].sort(),
     );
     expect(stacks[stack]!.outputs).toMatchObject({ environment: stack, bundleSha256: SNAPSHOT_BUNDLE.sha256 });
   });
@@ -131,10 +200,78 @@ describe("per-environment differences", () => {
     expect(stacks.dev!.resources.filter((r) => r.type === T.route || r.type === T.domain)).toEqual([]);
   });
 
-  it("turns workers.dev on in dev and off in prod", () => {
-    expect(findResource(stacks.dev!, T.subdomain, "worker-workers-dev").inputs.enabled).toBe(true);
-    expect(findResource(stacks.prod!, T.subdomain, "worker-workers-dev").inputs.enabled).toBe(false);
+  it("turns workers.dev and version preview URLs on in dev and off in prod", () => {
+    expect(findResource(stacks.dev!, T.worker, "worker-script").inputs.subdomain).toEqual({ enabled: true, previewsEnabled: true });
+    expect(findResource(stacks.prod!, T.worker, "worker-script").inputs.subdomain).toEqual({ enabled: false, previewsEnabled: false });
     expect(stacks.dev!.outputs.url).toBe("https://kv-worker-stack-dev-worker.example-team.workers.dev");
+    expect(stacks.dev!.outputs.versionUrl).toBe("https://worker-v-kv-worker-stack-dev-worker.example-team.workers.dev");
     expect(stacks.prod!.outputs.workersDevUrl).toBeUndefined();
+    expect(stacks.prod!.outputs.versionUrl).toBeUndefined();
+  });
+});
+
+describe("rollout", () => {
+  it("sends a 10 % canary to the new version and 90 % to the stable one, which stays the active version", async () => {
+    const r = await record("prod", { rollout: { percent: 10, stableVersionId: STABLE } });
+    const candidate = findResource(r, T.version, "worker-version").id!;
+    expect(splitOf(r)).toEqual([
+      { versionId: STABLE, percentage: 90 },
+      { versionId: candidate, percentage: 10 },
+    ]);
+    expect(r.outputs).toMatchObject({ activeVersionId: STABLE, candidateVersionId: candidate, stableVersionId: STABLE });
+  });
+
+  it("keeps the new version in the deployment at 0 %, reachable only through a version override", async () => {
+    const r = await record("prod", { rollout: { percent: 0, stableVersionId: STABLE } });
+    const candidate = findResource(r, T.version, "worker-version").id!;
+    expect(splitOf(r)).toEqual([
+      { versionId: STABLE, percentage: 100 },
+      { versionId: candidate, percentage: 0 },
+    ]);
+    expect(r.outputs.activeVersionId).toBe(STABLE);
+  });
+
+  it("refuses a percent below 100 without stableVersionId before registering anything", async () => {
+    const registered: string[] = [];
+    const attempt = recordStack("prod", {
+      config: { ...readStackFiles("prod"), rollout: { percent: 10 } },
+      secrets: { adminToken: ADMIN_TOKEN },
+      bundle: SNAPSHOT_BUNDLE,
+      onResource: (res) => registered.push(res.name),
+    });
+    await expect(attempt).rejects.toThrow(/config key "kv-worker-stack:rollout.stableVersionId": is required when rollout.percent is 10/);
+    expect(registered).toEqual([]);
+  });
+
+  it("always splits 100 % over at most two versions, whatever the percent", () => {
+    for (let percent = 0; percent <= 100; percent++) {
+      const shares = trafficSplit({ percent, stableVersionId: STABLE }, "new-version");
+      expect(shares.reduce((sum, share) => sum + share.percent, 0)).toBe(100);
+      expect(shares.length).toBeLessThanOrEqual(2);
+      expect(shares.every((share) => share.percent >= 0)).toBe(true);
+      expect(shares.find((share) => share.versionId === "new-version")?.percent).toBe(percent);
+    }
+    expect(trafficSplit({ percent: 10, stableVersionId: STABLE }, STABLE)).toEqual([{ versionId: STABLE, percent: 100 }]);
+  });
+});
+
+describe("admin token rotation", () => {
+  const PREVIOUS = "0ld-admin-token-being-rotated-out";
+
+  it("binds a set previous token as a secret_text only, never in plain text or an output", async () => {
+    const r = await recordStack("dev", { config: readStackFiles("dev"), secrets: { adminToken: ADMIN_TOKEN, adminTokenPrevious: PREVIOUS }, bundle: SNAPSHOT_BUNDLE });
+    const secrets = findResource(r, T.version, "worker-secrets");
+    expect(secrets.inputs.bindings).toContainEqual({ type: "secret_text", name: "ADMIN_TOKEN_PREVIOUS", text: SECRET });
+    expect(secrets.secretInputs).toContain("bindings");
+    // The release inherits it from the secrets version, like ADMIN_TOKEN: its value never reaches the release.
+    expect(bindingsOf(r).find((b) => b.name === "ADMIN_TOKEN_PREVIOUS")).toEqual({ type: "inherit", name: "ADMIN_TOKEN_PREVIOUS", versionId: secrets.id });
+    expect(r.secretOutputs).toEqual(["adminToken"]);
+    expect(JSON.stringify(r)).not.toContain(PREVIOUS);
+  });
+
+  it("creates no empty secret binding for an empty previous token", async () => {
+    const r = await recordStack("dev", { config: { ...readStackFiles("dev"), adminTokenPrevious: "" }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
+    expect(bindingsOf(r).map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
+    expect(findResource(r, T.version, "worker-secrets").inputs.bindings).toEqual([{ type: "secret_text", name: "ADMIN_TOKEN", text: SECRET }]);
   });
 });

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
+import { ApiResponseError, ApiUnreachableError } from "../../client/index.ts";
 import { ConfigError } from "../../infra/stack-file";
 
 /** The git-ignored file of local settings and secrets, at the repository root. */
@@ -70,3 +71,12 @@ export const firstSet = (...values: (string | undefined)[]) => values.find((valu
 
 /** Short description of a network failure (ECONNREFUSED…); the typed client owns it. */
 export { describeFetchError } from "../../client/index.ts";
+
+/** A typed-client failure as a command reports it: the origin it could not reach, or what the Worker answered. */
+export const apiFailure =
+  (url: string) =>
+  (error: unknown): never => {
+    if (error instanceof ApiUnreachableError) throw new CliError(`cannot reach ${new URL(url).origin}: ${error.reason}`);
+    if (error instanceof ApiResponseError) throw new CliError(error.message);
+    throw error;
+  };

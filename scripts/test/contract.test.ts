@@ -80,6 +80,18 @@ async function exercise() {
   await raw(`/sessions/${"s".repeat(32)}`, { method: "DELETE" }); // 401
   await raw("/sessions/not-a-session-id", { method: "DELETE", headers: admin }); // 404
 
+  const { sessionId: own } = await api.createSession({ userId: "u2", email: "u2@example.com", ttlSeconds: 3600 });
+  await api.refreshSession(own, { sessionToken: own });
+  await raw(`/sessions/${own}/refresh`, { method: "POST" }); // 401
+  await raw(`/sessions/${"s".repeat(32)}/refresh`, { method: "POST", headers: admin }); // 404
+  const tooLong = `/users/${"u".repeat(257)}/sessions`;
+  await api.listUserSessions("u2");
+  await raw(tooLong, { headers: admin }); // 400
+  await raw("/users/u2/sessions"); // 401
+  await api.revokeUserSessions("u2");
+  await raw(tooLong, { method: "DELETE", headers: admin }); // 400
+  await raw("/users/u2/sessions", { method: "DELETE" }); // 401
+
   await api.getProduct("p1");
   await api.getProduct("p1"); // HIT
   await raw("/api/products/p404"); // 404

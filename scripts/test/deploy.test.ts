@@ -34,6 +34,8 @@ describe("delivery commands without a Pulumi CLI", () => {
   it.each([
     ["deploy", ["--stack", "dev"]],
     ["promote", ["--from", "dev", "--to", "prod"]],
+    ["rollback", ["--stack", "prod"]],
+    ["drift", ["--stack", "dev"]],
   ])("npm run %s exits 2 at once with the install pointer and no stack trace", async (script, args) => {
     const { code, stdout, stderr } = await run(script, args);
     expect(code).toBe(2);

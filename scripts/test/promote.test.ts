@@ -1,154 +1,274 @@
 import { describe, expect, it } from "vitest";
+import { type Rollout, type TrafficShare, trafficSplit } from "../../infra/rollout";
 import type { Manifest } from "../build";
 import type { ChangeSummary, StackOps, StackOutputs, StackUpdate } from "../lib/pulumi-stack";
-import { runPromotion, type PromotionDeps } from "../promote";
+import { HOLD_INTERVAL_MS, parseSteps, runPromotion, type PromotionDeps } from "../promote";
+import { runRollback, type RollbackDeps } from "../rollback";
 import type { SmokeResult } from "../smoke";
 
 const DEV_SHA = "a".repeat(64);
 const OTHER_SHA = "b".repeat(64);
-const PROD_URL = "https://kv-worker-stack-prod.example.workers.dev";
+const PROD_URL = "https://api.example.com";
+const WORKER = "kv-worker-stack-prod-worker";
+const STABLE = "11111111-1111-4111-8111-111111111111";
+const NEW = "22222222-2222-4222-8222-222222222222";
+const OLDER = "33333333-3333-4333-8333-333333333333";
 
-/** A fake of our own StackOps interface that writes every call into the shared log. */
-function fakeStack(name: string, calls: string[], overrides: Partial<StackOps> & { outputs?: () => Promise<StackOutputs> } = {}): StackOps {
+/**
+ * A fake of our own StackOps interface that behaves like the program: `up`
+ * uploads NEW and deploys the split the rollout config gives, `upDeployment`
+ * only moves traffic between the versions already uploaded. Every call is
+ * written into the shared log, with the rollout it ran with.
+ */
+function fakeStack(name: string, calls: string[], state: { uploaded?: string; deployment?: TrafficShare[]; rollout?: Rollout } = {}, overrides: Partial<StackOps> = {}) {
   const same: ChangeSummary = { same: 6 };
-  return {
+  let uploaded = state.uploaded;
+  let deployment = state.deployment ?? [];
+  let rollout: Rollout = state.rollout ?? { percent: 100 };
+  const describe = (r: Rollout) => `${r.percent}${r.stableVersionId ? ` ${r.stableVersionId.slice(0, 4)}` : ""}`;
+  const ops: StackOps = {
     name,
     preview: async () => {
-      calls.push(`${name}.preview`);
+      calls.push(`${name}.preview ${describe(rollout)}`);
       return { update: 1, ...same };
     },
     up: async () => {
-      calls.push(`${name}.up`);
-      return { changes: { update: 1, ...same }, version: 42 };
+      calls.push(`${name}.up ${describe(rollout)}`);
+      uploaded = NEW;
+      deployment = trafficSplit(rollout, NEW);
+      return { changes: { create: 1, update: 1, ...same }, version: 42 };
     },
-    outputs: async () => {
-      calls.push(`${name}.outputs`);
-      return { url: PROD_URL, adminToken: "prod-token", bundleSha256: DEV_SHA };
+    upDeployment: async () => {
+      calls.push(`${name}.upDeployment ${describe(rollout)}`);
+      deployment = trafficSplit(rollout, uploaded!);
+      return { changes: { update: 1 }, version: 43 };
     },
-    history: async () => {
-      calls.push(`${name}.history`);
-      const update = (version: number, result: string, commit: string): StackUpdate => ({ version, kind: "update", result, startTime: new Date("2026-11-20T10:00:00Z"), commit });
-      return [update(42, "succeeded", "c0ffee42"), update(41, "failed", "bad00041"), update(40, "succeeded", "900d0040")];
+    outputs: async (): Promise<StackOutputs> => ({
+      url: PROD_URL,
+      workerName: WORKER,
+      adminToken: "prod-token",
+      bundleSha256: DEV_SHA,
+      ...(uploaded ? { candidateVersionId: uploaded } : {}),
+      ...(deployment[0] ? { activeVersionId: deployment[0].versionId } : {}),
+      deployment,
+      ...(rollout.stableVersionId ? { stableVersionId: rollout.stableVersionId } : {}),
+    }),
+    history: async () => [] as StackUpdate[],
+    rollout: async () => rollout,
+    setRollout: async (next) => {
+      calls.push(`${name}.setRollout ${describe(next)}`);
+      rollout = next;
     },
+    refreshPreview: async () => [],
     ...overrides,
   };
+  return { ops, deployment: () => deployment, rollout: () => rollout };
 }
 
-function setup(overrides: { dev?: Partial<StackOps>; prod?: Partial<StackOps>; local?: string | undefined; smoke?: SmokeResult[]; confirm?: boolean; yes?: boolean } = {}) {
+const PASS: SmokeResult[] = [{ name: "health", status: "pass", detail: "", ms: 3 }];
+const FAIL: SmokeResult[] = [...PASS, { name: "session read", status: "fail", detail: "answered 500", ms: 5 }];
+
+function setup(options: { local?: string | undefined; failAt?: number; confirm?: boolean; yes?: boolean; holdSeconds?: number; firstRelease?: boolean; dev?: Partial<StackOps> } = {}) {
   const calls: string[] = [];
   const lines: string[] = [];
-  const passing: SmokeResult[] = [{ name: "health", status: "pass", detail: "", ms: 3 }];
+  const prod = fakeStack("prod", calls, options.firstRelease ? {} : { uploaded: STABLE, deployment: [{ versionId: STABLE, percent: 100 }] });
+  let clock = 0;
   const deps: PromotionDeps = {
-    from: fakeStack("dev", calls, overrides.dev),
-    to: fakeStack("prod", calls, overrides.prod),
+    from: fakeStack("dev", [], {}, { outputs: async () => ({ bundleSha256: DEV_SHA }), ...options.dev }).ops,
+    to: prod.ops,
     readArtifact: async () => {
       calls.push("readArtifact");
-      const sha256 = "local" in overrides ? overrides.local : DEV_SHA;
+      const sha256 = "local" in options ? options.local : DEV_SHA;
       return sha256 === undefined ? undefined : ({ sha256 } as Manifest);
     },
     confirm: async () => {
       calls.push("confirm");
-      return overrides.confirm ?? true;
+      return options.confirm ?? true;
     },
-    smoke: async (options) => {
-      calls.push(`smoke ${options.url} ${options.adminToken} ${options.expectSha256}`);
-      return overrides.smoke ?? passing;
+    smoke: async (smoke) => {
+      // The percentage the new version serves right now, as the smoke test would see it.
+      const percent = prod.deployment().find((share) => share.versionId === NEW)?.percent;
+      calls.push(`smoke ${smoke.versionOverride?.workerName}="${smoke.versionOverride?.versionId.slice(0, 4)}" at ${percent}`);
+      expect(smoke).toMatchObject({ url: PROD_URL, adminToken: "prod-token", expectSha256: DEV_SHA });
+      return percent === options.failAt ? FAIL : PASS;
     },
-    yes: overrides.yes ?? false,
+    steps: [0, 10, 50, 100],
+    holdSeconds: options.holdSeconds ?? 0,
+    sleep: async (ms) => {
+      clock += ms;
+    },
+    now: () => clock,
+    yes: options.yes ?? true,
     log: (line) => lines.push(line),
   };
-  return { deps, calls, output: () => lines.join("\n") };
+  return { deps, calls, prod, output: () => lines.join("\n") };
 }
 
 describe("runPromotion", () => {
-  it("runs the steps in order and smoke-tests the target's URL with its token and the promoted hash", async () => {
-    const { deps, calls, output } = setup();
+  it("uploads at 0 %, smoke-tests through the override, then moves traffic step by step with the stable version as the rest", async () => {
+    const { deps, calls, prod, output } = setup();
     await runPromotion(deps);
     expect(calls).toEqual([
-      "dev.outputs",
       "readArtifact",
-      "prod.preview",
-      "confirm",
-      "prod.up",
-      "prod.outputs",
-      `smoke ${PROD_URL} prod-token ${DEV_SHA}`,
+      "prod.setRollout 0 1111",
+      "prod.preview 0 1111",
+      "prod.up 0 1111",
+      `smoke ${WORKER}="2222" at 0`,
+      "prod.setRollout 10 1111",
+      "prod.upDeployment 10 1111",
+      `smoke ${WORKER}="2222" at 10`,
+      "prod.setRollout 50 1111",
+      "prod.upDeployment 50 1111",
+      `smoke ${WORKER}="2222" at 50`,
+      "prod.setRollout 100 1111",
+      "prod.upDeployment 100 1111",
+      `smoke ${WORKER}="2222" at 100`,
     ]);
-    expect(output()).toContain("Preview of prod: 1 to update, 6 unchanged");
-    expect(output()).toContain(`promoted sha256 ${DEV_SHA} from dev to prod`);
+    expect(prod.deployment()).toEqual([{ versionId: NEW, percent: 100 }]);
+    // The stable version stays on record as the rollback target.
+    expect(prod.rollout()).toEqual({ percent: 100, stableVersionId: STABLE });
+    expect(output()).toContain(`step 2/4: ${STABLE} 90 % + ${NEW} 10 %: 1 smoke run(s), 1 checks passed over 0 s`);
+    expect(output()).toContain(`promoted sha256 ${DEV_SHA} from dev to prod: version ${NEW} at 100 %`);
   });
 
-  it("does not ask for confirmation with --yes", async () => {
-    const { deps, calls } = setup({ yes: true });
+  it("keeps smoke-testing each step for --hold seconds", async () => {
+    const { deps, calls } = setup({ holdSeconds: 25 });
     await runPromotion(deps);
-    expect(calls).not.toContain("confirm");
-    expect(calls).toContain("prod.up");
+    const runs = (percent: number) => calls.filter((call) => call.endsWith(`at ${percent}`)).length;
+    // At 0, 10, 20 and 25 s: HOLD_INTERVAL_MS apart, the last at the end of the hold; the upload at 0 % is checked once.
+    expect(HOLD_INTERVAL_MS).toBe(10_000);
+    expect([runs(0), runs(10), runs(50), runs(100)]).toEqual([1, 4, 4, 4]);
   });
 
-  it("refuses before any preview when dist/ holds another bundle, showing both hashes", async () => {
+  it("puts all traffic back on the stable version when the smoke test fails at 0 %", async () => {
+    const { deps, calls, prod, output } = setup({ failAt: 0 });
+    await expect(runPromotion(deps)).rejects.toThrow(`prod: new version ${NEW} failed 1 smoke check(s) at 0 %; all traffic is back on ${STABLE}`);
+    expect(calls.slice(-3)).toEqual([`smoke ${WORKER}="2222" at 0`, "prod.setRollout 0 1111", "prod.upDeployment 0 1111"]);
+    expect(prod.deployment()).toEqual([
+      { versionId: STABLE, percent: 100 },
+      { versionId: NEW, percent: 0 },
+    ]);
+    expect(output()).toContain("✗ session read: answered 500");
+  });
+
+  it("puts all traffic back on the stable version when the smoke test fails mid-ramp, and goes no further", async () => {
+    const { deps, calls, prod } = setup({ failAt: 50 });
+    await expect(runPromotion(deps)).rejects.toThrow(/failed 1 smoke check\(s\) at 50 %; all traffic is back on/);
+    expect(calls.slice(-4)).toEqual(["prod.upDeployment 50 1111", `smoke ${WORKER}="2222" at 50`, "prod.setRollout 0 1111", "prod.upDeployment 0 1111"]);
+    expect(calls).not.toContain("prod.setRollout 100 1111");
+    expect(prod.deployment()[0]).toEqual({ versionId: STABLE, percent: 100 });
+  });
+
+  it("refuses before anything changes when dist/ holds another bundle, showing both hashes", async () => {
     const { deps, calls } = setup({ local: OTHER_SHA });
     const refusal = runPromotion(deps);
     await expect(refusal).rejects.toThrow(/refusing to promote/);
     await refusal.catch((error: Error) => {
       expect(error.message).toContain(`dev runs   sha256 ${DEV_SHA}`);
       expect(error.message).toContain(`dist/ holds  sha256 ${OTHER_SHA}`);
-      expect(error.message).toMatch(/Download the dist artifact .* or `npm run build`/);
     });
-    expect(calls).toEqual(["dev.outputs", "readArtifact"]);
+    expect(calls).toEqual(["readArtifact"]);
   });
 
-  it("refuses when there is no local build at all", async () => {
-    const { deps, calls } = setup({ local: undefined });
-    await expect(runPromotion(deps)).rejects.toThrow(/no build \(dist\/manifest.json is missing\)/);
-    expect(calls).not.toContain("prod.preview");
+  it("refuses when there is no local build at all, or the source stack reports no bundle", async () => {
+    const noBuild = setup({ local: undefined });
+    await expect(runPromotion(noBuild.deps)).rejects.toThrow(/no build \(dist\/manifest.json is missing\)/);
+    expect(noBuild.calls).toEqual(["readArtifact"]);
+    const noBundle = setup({ dev: { outputs: async () => ({}) } });
+    await expect(runPromotion(noBundle.deps)).rejects.toThrow(/stack "dev" has no bundleSha256 output/);
+    expect(noBundle.calls).toEqual([]);
   });
 
-  it("refuses when the source stack reports no bundle", async () => {
-    const { deps, calls } = setup({ dev: { outputs: async () => ({}) } });
-    await expect(runPromotion(deps)).rejects.toThrow(/stack "dev" has no bundleSha256 output/);
+  it("sends a first release to 100 % at once, then smoke-tests it: there is nothing to split with", async () => {
+    const { deps, calls, prod } = setup({ firstRelease: true });
+    await runPromotion(deps);
+    expect(calls).toEqual(["readArtifact", "prod.setRollout 100", "prod.preview 100", "prod.up 100", `smoke ${WORKER}="2222" at 100`]);
+    expect(prod.deployment()).toEqual([{ versionId: NEW, percent: 100 }]);
+  });
+
+  it("stops before the update when the preview fails, with the rollout config as it was", async () => {
+    const { deps, calls, prod } = setup();
+    deps.to.preview = async () => {
+      throw new Error('pulumi preview of stack "prod" failed');
+    };
+    await expect(runPromotion(deps)).rejects.toThrow(/preview of stack "prod" failed/);
+    expect(calls).toEqual(["readArtifact", "prod.setRollout 0 1111", "prod.setRollout 100"]);
+    expect(prod.rollout()).toEqual({ percent: 100 });
+  });
+
+  it("asks before the update without --yes, and restores the rollout config when the answer is no", async () => {
+    const { deps, calls, prod } = setup({ yes: false, confirm: false });
+    await expect(runPromotion(deps)).rejects.toThrow("promotion cancelled; prod was not changed");
+    expect(calls).toEqual(["readArtifact", "prod.setRollout 0 1111", "prod.preview 0 1111", "confirm", "prod.setRollout 100"]);
+    expect(prod.rollout()).toEqual({ percent: 100 });
+  });
+});
+
+describe("parseSteps", () => {
+  it("takes ascending percentages ending at 100", () => {
+    expect(parseSteps("0,10,100")).toEqual([0, 10, 100]);
+    for (const bad of ["10,5,100", "0,10,50", "0,150", "0,x,100", "0,10,10,100"]) expect(() => parseSteps(bad)).toThrow(/ascending percentages/);
+  });
+});
+
+describe("runRollback", () => {
+  function rollback(state: Parameters<typeof fakeStack>[2], to?: string) {
+    const calls: string[] = [];
+    const lines: string[] = [];
+    const stack = fakeStack("prod", calls, state);
+    const deps: RollbackDeps = { stack: stack.ops, to, confirm: async () => true, yes: true, log: (line) => lines.push(line) };
+    return { run: () => runRollback(deps), calls, stack, output: () => lines.join("\n") };
+  }
+
+  it("puts 100 % back on the stable version of the last promotion, moving traffic only: no upload, no build", async () => {
+    const { run, calls, stack, output } = rollback({ uploaded: NEW, deployment: [{ versionId: NEW, percent: 100 }], rollout: { percent: 100, stableVersionId: STABLE } });
+    await run();
+    expect(calls).toEqual(["prod.setRollout 0 1111", "prod.upDeployment 0 1111"]);
+    expect(stack.deployment()).toEqual([
+      { versionId: STABLE, percent: 100 },
+      { versionId: NEW, percent: 0 },
+    ]);
+    expect(output()).toContain(`prod now:    ${NEW} 100 %`);
+    expect(output()).toContain(`✓ rolled back prod: ${STABLE} 100 % + ${NEW} 0 %`);
+    expect(output()).toContain("pulumi stack output deployment --stack prod");
+    expect(output()).toContain("pulumi stack history --stack prod");
+  });
+
+  it("finds the stable version in the stack outputs when the local config has none, as in a fresh CI checkout", async () => {
+    const { run, stack } = rollback({ uploaded: NEW, deployment: [{ versionId: NEW, percent: 100 }] });
+    const outputs = stack.ops.outputs;
+    stack.ops.outputs = async () => ({ ...(await outputs()), stableVersionId: STABLE });
+    await run();
+    expect(stack.deployment()[0]).toEqual({ versionId: STABLE, percent: 100 });
+  });
+
+  it("rolls back to the version given with --to", async () => {
+    const { run, stack } = rollback({ uploaded: NEW, deployment: [{ versionId: NEW, percent: 100 }], rollout: { percent: 100, stableVersionId: STABLE } }, OLDER);
+    await run();
+    expect(stack.deployment()[0]).toEqual({ versionId: OLDER, percent: 100 });
+  });
+
+  it("takes a split in progress back to its stable version", async () => {
+    const { run, stack } = rollback({
+      uploaded: NEW,
+      deployment: [
+        { versionId: NEW, percent: 60 },
+        { versionId: STABLE, percent: 40 },
+      ],
+      rollout: { percent: 60, stableVersionId: STABLE },
+    });
+    await run();
+    expect(stack.deployment()[0]).toEqual({ versionId: STABLE, percent: 100 });
+  });
+
+  it("refuses, saying where version ids are, when no previous version is known", async () => {
+    const { run, calls } = rollback({ uploaded: NEW, deployment: [{ versionId: NEW, percent: 100 }] });
+    await expect(run()).rejects.toThrow(/no previous stable version on record; pass --to <versionId>\. Version ids: `pulumi stack output deployment --stack prod`/);
     expect(calls).toEqual([]);
   });
 
-  it("stops before the update when the preview fails", async () => {
-    const { deps, calls } = setup({
-      prod: {
-        preview: async () => {
-          throw new Error("pulumi preview of stack \"prod\" failed");
-        },
-      },
-    });
-    await expect(runPromotion(deps)).rejects.toThrow(/preview of stack "prod" failed/);
-    expect(calls).toEqual(["dev.outputs", "readArtifact"]);
-  });
-
-  it("leaves the target alone when the user says no", async () => {
-    const { deps, calls } = setup({ confirm: false });
-    await expect(runPromotion(deps)).rejects.toThrow("promotion cancelled; prod was not changed");
-    expect(calls).not.toContain("prod.up");
-  });
-
-  it("fails after a failed smoke check and prints how to roll back to the last good update", async () => {
-    const { deps, calls, output } = setup({
-      smoke: [
-        { name: "health", status: "pass", detail: "", ms: 3 },
-        { name: "session read", status: "fail", detail: "answered 500", ms: 5 },
-      ],
-    });
-    await expect(runPromotion(deps)).rejects.toThrow(`prod now runs sha256 ${DEV_SHA} and failed 1 smoke check(s)`);
-    expect(calls.at(-1)).toBe("prod.history");
-    const text = output();
-    expect(text).toContain("pulumi stack history --stack prod");
-    // Update 42 is the one that just failed its smoke check, 41 failed outright: 40 is the last good one.
-    expect(text).toContain("update 40 from commit 900d0040");
-    expect(text).toContain("git checkout 900d0040 && npm ci && npm run build && npm run deploy -- --stack prod --yes");
-    expect(text).toContain("Re-run all jobs");
-  });
-
-  it("says there is nothing to roll back to when the target never succeeded before", async () => {
-    const { deps, output } = setup({
-      smoke: [{ name: "health", status: "fail", detail: "", ms: 3 }],
-      prod: { history: async () => [{ version: 42, kind: "update", result: "succeeded", startTime: new Date() }] },
-    });
-    await expect(runPromotion(deps)).rejects.toThrow(/failed 1 smoke check/);
-    expect(output()).toContain("no successful update before update 42");
+  it("refuses a --to that is not a version id", async () => {
+    const { run } = rollback({ uploaded: NEW, deployment: [{ versionId: NEW, percent: 100 }] }, "v42");
+    await expect(run()).rejects.toThrow(/--to v42 is not a Worker version id/);
   });
 });

@@ -1,29 +1,15 @@
-import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:http";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { productKey } from "../../worker/src/contract";
-import { ROOT } from "../build";
 import { type LocalStack, startLocalStack } from "../start";
+import { runScript } from "./run-script";
 
 const ADMIN_TOKEN = "purge-test-admin-token";
 const SEEDED = 1234;
 
-/** Runs `npm run purge` as a user would; resolves with its exit code and output. */
-async function runPurge(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(join(ROOT, "node_modules/.bin/tsx"), ["scripts/purge.ts", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ADMIN_TOKEN: undefined, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+/** Runs `npm run purge` as a user would. */
+const runPurge = (args: string[], env: Record<string, string> = {}) => runScript("purge.ts", args, env);
 
 describe("npm run purge", () => {
   let stack: LocalStack;

@@ -4,10 +4,11 @@ import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
-import { runSmoke } from "../smoke";
+import { LOCAL_VERSION_METADATA } from "../../worker/src/contract";
+import { runSmoke, versionOverrideHeader } from "../smoke";
 import { startLocalStack, type LocalStack } from "../start";
 
-const CHECKS = ["health", "session create", "session read", "session delete", "flag put", "flag evaluate", "flag delete", "cache read"];
+const CHECKS = ["health", "session create", "session read", "session delete", "session refresh", "sign out all", "flag put", "flag evaluate", "flag delete", "cache read"];
 
 /** `npm run smoke` as a child process, as a user or CI runs it. */
 async function smokeCli(args: string[], env: Record<string, string> = {}) {
@@ -54,7 +55,8 @@ describe("npm run smoke against the real local stack", () => {
     const { code, stdout } = await smokeCli(["--url", stack.url], { ADMIN_TOKEN: stack.adminToken });
     expect(marks(stdout)).toEqual(Object.fromEntries(CHECKS.map((check) => [check, "✓"])));
     expect(stdout).toMatch(/^✓ cache read +product 1: X-Cache MISS/m);
-    expect(stdout).toContain("8 passed, 0 failed, 0 skipped");
+    expect(stdout).toMatch(/^✓ sign out all +listed 2, revoked 2; each now 404/m);
+    expect(stdout).toContain("10 passed, 0 failed, 0 skipped");
     expect(code).toBe(0);
     expect((await stack.mf.getKVNamespace("SESSIONS").then((kv) => kv.list())).keys).toEqual([]);
     expect((await stack.mf.getKVNamespace("CONFIG").then((kv) => kv.list({ prefix: "flag:smoke-" }))).keys).toEqual([]);
@@ -63,8 +65,21 @@ describe("npm run smoke against the real local stack", () => {
   it("skips the admin checks, saying why, without a token", async () => {
     const { code, stdout } = await smokeCli(["--url", stack.url]);
     expect(stdout).toMatch(/^– session create +skipped: no admin token \(pass --admin-token or set ADMIN_TOKEN\)$/m);
-    expect(stdout).toContain("2 passed, 0 failed, 6 skipped");
+    expect(stdout).toContain("2 passed, 0 failed, 8 skipped");
     expect(code).toBe(0);
+  }, 60_000);
+
+  it("pins every request to --version-id and checks that version answers", async () => {
+    const { code, stdout } = await smokeCli(["--url", stack.url, "--version-id", LOCAL_VERSION_METADATA.id, "--worker", "kv-worker-stack-dev-worker"]);
+    expect(stdout).toContain(`through Cloudflare-Workers-Version-Overrides: kv-worker-stack-dev-worker="${LOCAL_VERSION_METADATA.id}"`);
+    expect(stdout).toMatch(new RegExp(`^✓ health +local, bundle [0-9a-f]{12}, version ${LOCAL_VERSION_METADATA.id}`, "m"));
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it("fails health when another version than --version-id answers", async () => {
+    const versionOverride = { workerName: "kv-worker-stack-dev-worker", versionId: "5f1d6b0e-8c1a-4e2b-9d3c-7a6f5e4d3c2b" };
+    const results = await runSmoke({ url: stack.url, versionOverride, rolloutTimeoutMs: 0 });
+    expect(results[0]).toMatchObject({ status: "fail", detail: expect.stringMatching(`^answered by version ${LOCAL_VERSION_METADATA.id}, expected ${versionOverride.versionId}`) });
   }, 60_000);
 
   it("fails health when the deployment serves another bundle than expected", async () => {
@@ -94,11 +109,22 @@ describe("npm run smoke against a broken deployment", () => {
     const route = `${request.method} ${pathname}`;
     if (route === "GET /health") return send(200, { status: "ok", environment: "broken", bundleSha256: null });
     if (pathname.startsWith("/api/products/")) return send(502, { error: "origin answered 500", code: "origin_error" });
+    const refreshed = /^\/sessions\/([\w-]+)\/refresh$/.exec(pathname)?.[1];
+    if (refreshed && request.headers.authorization === `Bearer ${refreshed}`) {
+      return sessions.has(refreshed) ? send(200, { sessionId: refreshed, expiresAt: "2026-11-25T00:00:00.000Z" }) : send(404, { error: "no such session", code: "not_found" });
+    }
     if (request.method !== "GET" && request.headers.authorization !== `Bearer ${TOKEN}`) return send(401, { error: "unauthorized", code: "unauthorized" });
+    const user = /^\/users\/([^/]+)\/sessions$/.exec(pathname)?.[1];
+    if (user) {
+      const ids = [...sessions].filter(([, s]) => (s as { userId: string }).userId === decodeURIComponent(user)).map(([id]) => id);
+      if (request.method === "GET") return send(200, { sessions: ids.map((id) => ({ sessionIdPrefix: id.slice(0, 8) })) });
+      for (const id of ids) sessions.delete(id);
+      return send(200, { revoked: ids.length, complete: true });
+    }
     const session = /^\/sessions\/([\w-]+)$/.exec(pathname)?.[1];
     const flag = /^\/api\/features\/([\w.:-]+)$/.exec(pathname)?.[1];
     if (route === "POST /sessions") {
-      const id = "s".repeat(32);
+      const id = String(sessions.size + 1).padStart(32, "s");
       sessions.set(id, JSON.parse(raw));
       return send(201, { sessionId: id, expiresAt: "2026-11-25T00:00:00.000Z" });
     }
@@ -130,7 +156,7 @@ describe("npm run smoke against a broken deployment", () => {
     expect(marks(stdout)).toEqual({ ...Object.fromEntries(CHECKS.map((check) => [check, "✓"])), "session read": "✗", "cache read": "–" });
     expect(stdout).toMatch(/^✗ session read +read back \{"userId":"someone-else".*\}, expected the session just created/m);
     expect(stdout).toMatch(/^– cache read +skipped: no origin answers \(502 origin_error\)$/m);
-    expect(stdout).toContain("6 passed, 1 failed, 1 skipped");
+    expect(stdout).toContain("8 passed, 1 failed, 1 skipped");
     expect(code).toBe(1);
     expect([...sessions.keys(), ...flags.keys()]).toEqual([]);
   }, 60_000);
@@ -186,4 +212,35 @@ describe("npm run smoke against a broken deployment", () => {
     expect(stdout).toMatch(/^– session read +skipped: no session was created$/m);
     expect(code).toBe(1);
   }, 60_000);
+});
+
+describe("the version override header", () => {
+  it("is an RFC 8941 dictionary: the Worker's name as key, the version id as a quoted String", () => {
+    expect(versionOverrideHeader({ workerName: "kv-worker-stack-prod-worker", versionId: "dc8dcd28-271b-4367-9840-6c244f84cb40" })).toBe(
+      'kv-worker-stack-prod-worker="dc8dcd28-271b-4367-9840-6c244f84cb40"',
+    );
+    expect(versionOverrideHeader({ workerName: "w", versionId: 'a"b\\c' })).toBe('w="a\\"b\\\\c"');
+  });
+
+  it("refuses what a dictionary cannot hold, rather than sending a header Cloudflare would ignore", () => {
+    expect(() => versionOverrideHeader({ workerName: "1-worker", versionId: "v" })).toThrow(/cannot be a Cloudflare-Workers-Version-Overrides key/);
+    expect(() => versionOverrideHeader({ workerName: "Worker", versionId: "v" })).toThrow(/key/);
+    expect(() => versionOverrideHeader({ workerName: "w", versionId: "v\u00e9" })).toThrow(/String cannot hold/);
+  });
+
+  it("goes on every request the smoke test sends", async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((request, response) => {
+      seen.push(request.headers["cloudflare-workers-version-overrides"] as string | undefined);
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status: "ok", versionId: "v-1", id: "1", title: "t" }));
+    });
+    try {
+      await runSmoke({ url: await listen(server), versionOverride: { workerName: "my-worker", versionId: "v-1" }, rolloutTimeoutMs: 0 });
+    } finally {
+      server.close();
+    }
+    expect(seen.length).toBeGreaterThan(1);
+    expect(new Set(seen)).toEqual(new Set(['my-worker="v-1"']));
+  });
 });

@@ -120,6 +120,12 @@ describe("npm start settings", () => {
     expect(cliOptions([], {}, {})).toMatchObject({ port: 8787, host: "127.0.0.1", adminToken: undefined, originUrl: undefined });
   });
 
+  it("takes the previous admin token (a rotation) from the environment or .dev.vars, and ignores an empty one", () => {
+    expect(cliOptions([], {}, { ADMIN_TOKEN_PREVIOUS: "old" }).adminTokenPrevious).toBe("old");
+    expect(cliOptions([], { ADMIN_TOKEN_PREVIOUS: "older" }, { ADMIN_TOKEN_PREVIOUS: "old" }).adminTokenPrevious).toBe("older");
+    expect(cliOptions([], { ADMIN_TOKEN_PREVIOUS: "" }, {}).adminTokenPrevious).toBeUndefined();
+  });
+
   it("rejects an unknown flag and a port that is not a port", () => {
     expect(() => cliOptions(["--prot", "1"], {}, {})).toThrow(/--prot/);
     expect(() => cliOptions([], { PORT: "80a" }, {})).toThrow('invalid port "80a"');

@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import { OFREP_ERROR_CODES } from "./api-schemas.ts";
-import { Flag, SESSION_ID_PATTERN, SessionRecord } from "./contract.ts";
+import { Flag, SESSION_ID_PATTERN, SESSION_ID_PREFIX_LENGTH, SessionRecord, type sessionView } from "./contract.ts";
 import type { Reason } from "./evaluate.ts";
 
 export const ERROR_CODES = [
@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   "not_found",
   "method_not_allowed",
   "managed_by_config",
+  "session_lifetime_exceeded",
   "payload_too_large",
   "origin_error",
   "unavailable",
@@ -27,10 +28,41 @@ export const Health = v.strictObject({
   environment: v.string(),
   version: v.string(),
   bundleSha256: v.nullable(v.string()),
+  /** From the version_metadata binding: which version of the Worker answered. */
+  versionId: v.nullable(v.string()),
+  versionTag: v.nullable(v.string()),
 });
 
 export const SessionCreated = v.strictObject({ sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)), expiresAt: v.string() });
-export const Session = SessionRecord;
+/** A refresh answers the session's (possibly moved) expiry, as creating it did. */
+export const SessionRefreshed = SessionCreated;
+/** What GET /sessions/:id shows (contract's sessionView): the stored record without its bookkeeping (ttlSeconds). */
+const { ttlSeconds: _bookkeeping, ...viewEntries } = SessionRecord.entries;
+export const Session = v.strictObject(viewEntries);
+type View = ReturnType<typeof sessionView>;
+type Described = v.InferOutput<typeof Session>;
+// Fails to compile when sessionView's answer and this schema differ in a field or a field's type.
+const viewMatches: [View, keyof View, keyof Described] extends [Described, keyof Described, keyof View] ? true : never = true;
+void viewMatches;
+
+/** One page of a user's sessions, from the index: never a full session id. */
+export const UserSessionList = v.strictObject({
+  sessions: v.array(
+    v.strictObject({
+      sessionIdPrefix: v.pipe(v.string(), v.length(SESSION_ID_PREFIX_LENGTH)),
+      createdAt: v.string(),
+      expiresAt: v.string(),
+      lastSeenAt: v.optional(v.string()),
+    }),
+  ),
+  cursor: v.optional(v.string()),
+});
+/** One page of a sign-out-everywhere; repeat with `cursor` until `complete`. */
+export const RevokePage = v.strictObject({
+  revoked: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  complete: v.boolean(),
+  cursor: v.optional(v.string()),
+});
 
 /** Whatever JSON the origin answered for the product, passed through unchanged. */
 export const Product = v.unknown();

@@ -14,6 +14,10 @@ import { FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "./con
 // ---------------------------------------------------------------------------
 
 export const SessionParams = v.object({ id: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)) });
+/** The same bounds as SessionInput's userId, so every user that can have sessions can be named here. */
+export const UserParams = v.object({ userId: v.pipe(v.string(), v.minLength(1), v.maxLength(256)) });
+/** A page of a user's sessions: listed, or revoked. */
+export const PageQuery = v.object({ cursor: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024))) });
 export const ProductParams = v.object({
   id: v.pipe(v.string(), v.regex(PRODUCT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : - and not . or ..")),
 });

@@ -9,6 +9,8 @@ import { flagRoutes } from "./routes/flags";
 import { healthRoutes } from "./routes/health";
 import { openApiRoutes } from "./routes/openapi";
 import { sessionRoutes } from "./routes/sessions";
+import { userSessionRoutes } from "./routes/user-sessions";
+import { REVOKE_PAGE_SIZE } from "./stores/sessions";
 
 export interface AppOptions {
   /** Deadline for one origin fetch, headers and body. */
@@ -17,6 +19,8 @@ export interface AppOptions {
   kvTimeoutMs?: number;
   /** The clock, in epoch milliseconds (tests move it to expire sessions and cache entries). */
   now?: () => number;
+  /** Sessions per sign-out-everywhere call; the default keeps a call under KV's 1000 operations (tests use small pages). */
+  revokePageSize?: number;
 }
 export type Deps = Required<AppOptions>;
 
@@ -47,7 +51,7 @@ const JSON_API_HEADERS = {
  * flag cache, origin fetches in flight) belongs to this one instance.
  */
 export function createApp(options: AppOptions = {}) {
-  const deps: Deps = { originTimeoutMs: 5000, kvTimeoutMs: 3000, now: Date.now, ...options };
+  const deps: Deps = { originTimeoutMs: 5000, kvTimeoutMs: 3000, now: Date.now, revokePageSize: REVOKE_PAGE_SIZE, ...options };
   const app = new Hono<AppEnv>();
   app.use(
     // Only the headers that matter for a JSON API: each header set is a call
@@ -69,6 +73,7 @@ export function createApp(options: AppOptions = {}) {
   );
   app.route("/", healthRoutes());
   app.route("/", sessionRoutes(deps));
+  app.route("/", userSessionRoutes(deps));
   app.route("/", cacheRoutes(deps));
   app.route("/", flagRoutes(deps));
   app.route("/", openApiRoutes());

@@ -16,6 +16,8 @@ export const VARS = {
   environment: "ENVIRONMENT",
   originUrl: "ORIGIN_URL",
   sessionTtlSeconds: "SESSION_TTL_SECONDS",
+  /** Absolute session lifetime from createdAt; refreshes never extend a session past it. */
+  sessionMaxLifetimeSeconds: "SESSION_MAX_LIFETIME_SECONDS",
   cacheTtlSeconds: "CACHE_TTL_SECONDS",
   /** Comma-separated flag names that are declared as code in the stack config. */
   managedFlags: "MANAGED_FLAGS",
@@ -23,8 +25,32 @@ export const VARS = {
   bundleSha256: "BUNDLE_SHA256",
 } as const;
 
+/**
+ * The `version_metadata` binding: the running version's {id, tag, timestamp},
+ * reported by /health so a smoke test can tell which version answered.
+ */
+export const VERSION_METADATA_BINDING = "CF_VERSION_METADATA";
+
+/** What the version_metadata binding holds; the local stack and tests supply a stand-in. */
+export interface VersionMetadata {
+  id: string;
+  tag: string;
+  timestamp: string;
+}
+
+/** The stand-in for the local stack and tests: no Cloudflare version exists there. */
+export const LOCAL_VERSION_METADATA: VersionMetadata = {
+  id: "00000000-0000-4000-8000-000000000000",
+  tag: "local",
+  timestamp: "1970-01-01T00:00:00.000Z",
+};
+
 /** Secret variables; never plain text, never in an output. */
-export const SECRETS = { adminToken: "ADMIN_TOKEN" } as const;
+export const SECRETS = {
+  adminToken: "ADMIN_TOKEN",
+  /** The token being rotated out: still accepted, so clients can move to the new one without downtime. */
+  adminTokenPrevious: "ADMIN_TOKEN_PREVIOUS",
+} as const;
 
 /**
  * The Workers runtime behaviour the Worker is written against, deployed and
@@ -40,6 +66,15 @@ export const COMPATIBILITY_FLAGS: readonly string[] = ["nodejs_compat"];
 
 export const KV_MIN_TTL_SECONDS = 60;
 export const SESSION_TTL = { default: 86_400, min: KV_MIN_TTL_SECONDS, max: 2_592_000 } as const;
+/** No session outlives createdAt + this, however often it is refreshed (default 30 days, at most a year). */
+export const SESSION_MAX_LIFETIME = { default: 2_592_000, min: KV_MIN_TTL_SECONDS, max: 31_536_000 } as const;
+/**
+ * A refresh within this long of the session's last write answers without
+ * writing: KV allows one write per second per key, and a client refreshing on
+ * every request must not cost a write each time. A tenth of the session's TTL
+ * (so a short session still slides), at most this many seconds.
+ */
+export const SESSION_REFRESH_INTERVAL_MAX_SECONDS = 60;
 export const CACHE_TTL = { default: 300, min: KV_MIN_TTL_SECONDS, max: 86_400 } as const;
 /** How long a cached product is kept past freshness, to be served as STALE when the origin fails. */
 export const CACHE_STALE_SECONDS = 86_400;
@@ -68,12 +103,32 @@ export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{32}$/;
 export const PRODUCT_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.:-]{1,128}$/;
 export const FLAG_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-export const KEY_PREFIX = { session: "session:", product: "product:", flag: "flag:" } as const;
+export const KEY_PREFIX = { session: "session:", userSession: "user-session:", product: "product:", flag: "flag:" } as const;
 
 export const sessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
 export const productKey = (id: string) => `${KEY_PREFIX.product}${id}`;
 export const flagKey = (name: string) => `${KEY_PREFIX.flag}${name}`;
 export const flagNameFromKey = (key: string) => key.slice(KEY_PREFIX.flag.length);
+
+/**
+ * The per-user session index: `user-session:<h(userId)>:<h(sessionId)>`, h =
+ * SHA-256, base64url. KV has no secondary index, so each session has this
+ * entry next to it (same expiry) and a user's sessions are one prefix list.
+ * Hashes, not the ids: a user id may be up to 1 KiB of UTF-8 and may contain
+ * `:` (so `u` would prefix `u:x`'s entries), and a KV list cursor can encode
+ * the last key name, so a key holding the session id would hand out bearer
+ * credentials through the listing's cursor. The full id travels in the
+ * entry's metadata, which only the Worker sees.
+ */
+export const userSessionPrefix = async (userId: string) => `${KEY_PREFIX.userSession}${await digest(`user:${userId}`)}:`;
+export const userSessionKey = async (userId: string, sessionId: string) =>
+  `${await userSessionPrefix(userId)}${await digest(`session:${sessionId}`)}`;
+
+/** SHA-256, base64url without padding (43 characters); Web Crypto, available in workerd and Node alike. */
+async function digest(text: string): Promise<string> {
+  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 // ---------------------------------------------------------------------------
 // Sessions
@@ -96,8 +151,43 @@ export const SessionRecord = v.object({
   roles: v.array(v.string()),
   createdAt: v.string(),
   expiresAt: v.string(),
+  /**
+   * The TTL each refresh slides the expiry by. Absent on sessions written
+   * before refresh existed; those also have no index entry until a refresh
+   * writes one.
+   */
+  ttlSeconds: v.optional(v.number()),
+  /** When a refresh last wrote this session. */
+  lastSeenAt: v.optional(v.string()),
 });
 export type SessionRecord = v.InferOutput<typeof SessionRecord>;
+
+/** What GET /sessions/:id shows: the stored record without the bookkeeping. */
+export const sessionView = ({ userId, email, roles, createdAt, expiresAt, lastSeenAt }: SessionRecord) => ({
+  userId,
+  email,
+  roles,
+  createdAt,
+  expiresAt,
+  ...(lastSeenAt === undefined ? {} : { lastSeenAt }),
+});
+
+/** How many leading characters of a session id a listing shows: enough to tell sessions apart, far from a credential. */
+export const SESSION_ID_PREFIX_LENGTH = 8;
+
+/** Metadata of a user-session index entry: what a listing shows, and the id a revocation deletes. */
+export const UserSessionMetadata = v.object({
+  sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)),
+  createdAt: v.string(),
+  expiresAt: v.string(),
+  lastSeenAt: v.optional(v.string()),
+});
+export type UserSessionMetadata = v.InferOutput<typeof UserSessionMetadata>;
+
+export function decodeUserSessionMetadata(metadata: unknown): UserSessionMetadata | undefined {
+  const parsed = v.safeParse(UserSessionMetadata, metadata);
+  return parsed.success ? parsed.output : undefined;
+}
 
 export const encodeSession = (session: SessionRecord) => JSON.stringify(session);
 

@@ -1,4 +1,4 @@
-import type { SessionRecord } from "./contract";
+import type { SessionRecord, VersionMetadata } from "./contract";
 
 /** Bindings the Worker receives; names match KV_BINDINGS, VARS and SECRETS in ./contract. */
 export interface Env {
@@ -6,12 +6,16 @@ export interface Env {
   CACHE: KVNamespace;
   CONFIG: KVNamespace;
   ADMIN_TOKEN?: string;
+  ADMIN_TOKEN_PREVIOUS?: string;
   ENVIRONMENT?: string;
   ORIGIN_URL?: string;
   SESSION_TTL_SECONDS?: string;
+  SESSION_MAX_LIFETIME_SECONDS?: string;
   CACHE_TTL_SECONDS?: string;
   MANAGED_FLAGS?: string;
   BUNDLE_SHA256?: string;
+  /** VERSION_METADATA_BINDING in ./contract; absent only where nothing supplies it. */
+  CF_VERSION_METADATA?: VersionMetadata;
 }
 
 /** Per-request values set by middleware. */
@@ -21,7 +25,7 @@ export interface Vars {
 
 export type AppEnv = { Bindings: Env; Variables: Vars };
 
-/** Replaced by esbuild at build time; see scripts/build.ts. */
+/** Replaced by esbuild at build time; see worker/build.ts. */
 declare global {
   const __BUILD_VERSION__: string;
 }

@@ -4,14 +4,24 @@
  *
  * Built in Node by `npm run build` (dist/openapi.json) and embedded in the
  * bundle as text for `GET /openapi.json`; the Worker never imports this module,
- * so the JSON Schema converter costs the bundle nothing (scripts/build.ts).
+ * so the JSON Schema converter costs the bundle nothing (worker/build.ts).
  * Imports here and in the schema modules name their `.ts` files, as
  * vitest.config.ts's import of ./contract.ts does: Vite's config loader loads
  * this chain too, and asks for explicit extensions.
  */
 import { toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
 import type * as v from "valibot";
-import { EvaluationQuery, FlagParams, OfrepKeyParams, OfrepRequest, ProductParams, PurgeQuery, SessionParams } from "./api-schemas.ts";
+import {
+  EvaluationQuery,
+  FlagParams,
+  OfrepKeyParams,
+  OfrepRequest,
+  PageQuery,
+  ProductParams,
+  PurgeQuery,
+  SessionParams,
+  UserParams,
+} from "./api-schemas.ts";
 import * as res from "./api-responses.ts";
 import { CACHE_TTL, Flag, FLAG_ISOLATE_TTL_SECONDS, SESSION_TTL, SessionInput } from "./contract.ts";
 
@@ -64,8 +74,8 @@ const ofrepUnavailable = (schema: Schema): Answer => ({ description: "GENERAL: K
 export const OPERATIONS: readonly Operation[] = [
   {
     method: "get", path: "/health", operationId: "getHealth", tag: "health", auth: "public",
-    summary: "Liveness and the deployed bundle",
-    description: "KV: none. `bundleSha256`: sha256 of the deployed dist/worker.js.",
+    summary: "Liveness, the deployed bundle and the version that answered",
+    description: "KV: none. `bundleSha256`: sha256 of the deployed dist/worker.js; `versionId`, `versionTag`: the Worker version (version_metadata binding).",
     responses: { 200: { description: "The Worker is up", schema: res.Health } },
   },
   {
@@ -77,7 +87,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "post", path: "/sessions", operationId: "createSession", tag: "sessions", auth: "admin",
     summary: "Create a session",
-    description: `KV: 1 put. \`ttlSeconds\` defaults to SESSION_TTL_SECONDS, else ${SESSION_TTL.default}.`,
+    description: `KV: 2 puts (the session, its index entry). \`ttlSeconds\` defaults to SESSION_TTL_SECONDS, else ${SESSION_TTL.default}.`,
     body: SessionInput,
     responses: { 201: { description: "Created", schema: res.SessionCreated }, 400: invalid, 401: unauthorized, 413: tooLarge, 503: unavailable },
   },
@@ -86,14 +96,42 @@ export const OPERATIONS: readonly Operation[] = [
     summary: "Read a live session",
     description: "KV: 1 get (none for an id that cannot be one).",
     params: SessionParams,
-    responses: { 200: { description: "The session", schema: res.Session }, 404: envelope("not_found: unknown or expired"), 503: unavailable },
+    responses: { 200: { description: "The session", schema: res.Session }, 404: envelope("not_found: unknown, expired, past its lifetime or revoked"), 503: unavailable },
   },
   {
     method: "delete", path: "/sessions/:id", operationId: "deleteSession", tag: "sessions", auth: "session",
     summary: "End a session (logout)",
-    description: "KV: 1 delete. The admin token or the session itself (bearer or `session` cookie); idempotent.",
+    description: "KV: 1 get + 2 deletes (1 delete when it is gone). The admin token or the session itself (bearer or `session` cookie); idempotent.",
     params: SessionParams,
     responses: { 204: { description: "Ended" }, 401: unauthorized, 404: envelope("not_found: the id cannot be a session id"), 503: unavailable },
+  },
+  {
+    method: "post", path: "/sessions/:id/refresh", operationId: "refreshSession", tag: "sessions", auth: "session",
+    summary: "Slide a session's expiry",
+    description: "KV: 1 get; when it slides, + 2 puts + 1 get. By its TTL, never past the absolute lifetime; no write within the refresh interval.",
+    params: SessionParams,
+    responses: {
+      200: { description: "The expiry now", schema: res.SessionRefreshed },
+      401: envelope("unauthorized: neither the admin token nor the session; session_lifetime_exceeded: sign in again", ["WWW-Authenticate"]),
+      404: envelope("not_found: unknown, expired or revoked"),
+      503: unavailable,
+    },
+  },
+  {
+    method: "get", path: "/users/:userId/sessions", operationId: "listUserSessions", tag: "sessions", auth: "admin",
+    summary: "List a user's live sessions, one page per call",
+    description: "KV: 1 list per 1000 sessions, no read per session. Ids shortened to `sessionIdPrefix`; follow `cursor`.",
+    params: UserParams,
+    query: PageQuery,
+    responses: { 200: { description: "One page", schema: res.UserSessionList }, 400: invalid, 401: unauthorized, 503: unavailable },
+  },
+  {
+    method: "delete", path: "/users/:userId/sessions", operationId: "revokeUserSessions", tag: "sessions", auth: "admin",
+    summary: "Sign a user out everywhere, one page per call",
+    description: "KV: 1 list + up to 998 deletes (499 sessions). Repeat with `cursor` until `complete`.",
+    params: UserParams,
+    query: PageQuery,
+    responses: { 200: { description: "One page revoked", schema: res.RevokePage }, 400: invalid, 401: unauthorized, 503: unavailable },
   },
   {
     method: "get", path: "/api/products/:id", operationId: "getProduct", tag: "cache", auth: "public",
@@ -282,9 +320,9 @@ export function openApiDocument(version: string): Record<string, unknown> {
       responses: Object.fromEntries([...SHARED].map(([answer, name]) => [name, responseObject(answer)])),
       headers: HEADERS,
       securitySchemes: {
-        adminToken: { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret; compared in constant time" },
-        sessionToken: { type: "http", scheme: "bearer", description: "A session id, to end that session" },
-        sessionCookie: { type: "apiKey", in: "cookie", name: "session", description: "A session id, to end that session" },
+        adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN (or ADMIN_TOKEN_PREVIOUS during a rotation); compared in constant time" },
+        sessionToken: { type: "http", scheme: "bearer", description: "A session id, to end or refresh that session" },
+        sessionCookie: { type: "apiKey", in: "cookie", name: "session", description: "A session id, to end or refresh that session" },
       },
     },
   };

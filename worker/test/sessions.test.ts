@@ -2,7 +2,7 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { beforeEach, describe, expect, it } from "vitest";
-import { sessionKey } from "../src/contract";
+import { sessionKey, userSessionKey } from "../src/contract";
 import type { AppEnv } from "../src/env";
 import { validateSession } from "../src/index";
 import { admin, appClient, call, countingKv, errorOf, jsonInit } from "./helpers";
@@ -18,7 +18,7 @@ async function createSession(body: object = alice): Promise<{ sessionId: string;
 }
 
 describe("POST /sessions", () => {
-  it("creates a session readable by its id, stored under session:<id> with the TTL as KV expiry", async () => {
+  it("creates a session readable by its id, stored under session:<id> and indexed under its user, both with the TTL as KV expiry", async () => {
     const before = Date.now();
     const { sessionId, expiresAt } = await createSession({ ...alice, ttlSeconds: 3600 });
     expect(sessionId).toMatch(/^[A-Za-z0-9_-]{32}$/);
@@ -31,9 +31,11 @@ describe("POST /sessions", () => {
     expect(session).toEqual({ ...alice, createdAt: expect.any(String), expiresAt });
 
     const { keys } = await env.SESSIONS.list();
-    expect(keys.map((k) => k.name)).toEqual([sessionKey(sessionId)]);
-    expect(keys[0]?.expiration).toBeGreaterThanOrEqual(Math.floor(before / 1000) + 3600 - 1);
-    expect(keys[0]?.expiration).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 3600 + 1);
+    expect(keys.map((k) => k.name).sort()).toEqual([sessionKey(sessionId), await userSessionKey(alice.userId, sessionId)].sort());
+    for (const key of keys) {
+      expect(key.expiration).toBeGreaterThanOrEqual(Math.floor(before / 1000) + 3600 - 1);
+      expect(key.expiration).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 3600 + 1);
+    }
   });
 
   it("defaults to a 24 h TTL and no roles", async () => {

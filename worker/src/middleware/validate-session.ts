@@ -3,7 +3,7 @@ import { getCookie } from "hono/cookie";
 import { SESSION_ID_PATTERN } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { sessionStore } from "../stores/sessions";
+import { maxLifetimeSeconds, sessionStore } from "../stores/sessions";
 
 export interface ValidateSessionOptions {
   /** Deadline of the session read. */
@@ -24,7 +24,8 @@ export function bearerToken(c: Context): string | undefined {
 export const presentedSessionId = (c: Context) => bearerToken(c) ?? getCookie(c, SESSION_COOKIE);
 
 /**
- * Admits a request only with a live session, presented as
+ * Admits a request only with a live session (not expired, not past its
+ * absolute lifetime, not revoked), presented as
  * `Authorization: Bearer <sessionId>` or a `session` cookie, and sets it as
  * `c.var.session`. Anything else is a 401; an id that cannot be a session id
  * is refused without a KV read.
@@ -35,7 +36,7 @@ export function validateSession(options: ValidateSessionOptions = {}): Middlewar
     const sessionId = presentedSessionId(c);
     const session =
       sessionId !== undefined && SESSION_ID_PATTERN.test(sessionId)
-        ? await sessionStore(c.env.SESSIONS, kvTimeoutMs).findLive(sessionId, now())
+        ? await sessionStore(c.env.SESSIONS, kvTimeoutMs).findLive(sessionId, now(), maxLifetimeSeconds(c.env))
         : undefined;
     if (!session || sessionId === undefined) {
       throw new ApiError(401, "unauthorized", "a valid session is required (Authorization: Bearer <sessionId> or a session cookie)", {

@@ -87,7 +87,7 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
  * Other requests may be waiting on this refresh: it must finish even if the
  * client that started it goes away, or they would wait on a cancelled fetch.
  */
-function keepAlive(c: Context<AppEnv>, work: Promise<unknown>) {
+export function keepAlive(c: Context<AppEnv>, work: Promise<unknown>) {
   try {
     c.executionCtx.waitUntil(work);
   } catch {

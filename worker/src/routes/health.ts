@@ -8,5 +8,7 @@ export const healthRoutes = () =>
       environment: c.env.ENVIRONMENT ?? "local",
       version: __BUILD_VERSION__,
       bundleSha256: c.env.BUNDLE_SHA256 ?? null,
+      versionId: c.env.CF_VERSION_METADATA?.id ?? null,
+      versionTag: c.env.CF_VERSION_METADATA?.tag ?? null,
     }),
   );

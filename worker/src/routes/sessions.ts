@@ -1,51 +1,116 @@
+import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { nanoid } from "nanoid";
-import { SESSION_ID_LENGTH, SESSION_ID_PATTERN, SESSION_TTL, SessionInput, type SessionRecord, ttlFrom } from "../contract";
-import type { AppEnv } from "../env";
+import {
+  SESSION_ID_LENGTH,
+  SESSION_ID_PATTERN,
+  SESSION_REFRESH_INTERVAL_MAX_SECONDS,
+  SESSION_TTL,
+  SessionInput,
+  type SessionRecord,
+  sessionView,
+  ttlFrom,
+} from "../contract";
+import type { AppEnv, Env } from "../env";
 import { ApiError } from "../errors";
 import { isAdmin, requireAdmin } from "../middleware/admin";
 import { jsonBody } from "../middleware/validate";
 import { bearerToken, presentedSessionId } from "../middleware/validate-session";
-import { sessionStore } from "../stores/sessions";
+import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
+import { keepAlive } from "./cache";
 import type { Deps } from "../app";
 
 const notFound = () => new ApiError(404, "not_found", "no such session");
 
-export const sessionRoutes = ({ kvTimeoutMs, now }: Deps) =>
-  new Hono<AppEnv>()
-    // Service-to-service: the login service creates sessions with the admin token.
-    .post("/sessions", requireAdmin(), jsonBody(SessionInput), async (c) => {
-      const input = c.req.valid("json");
-      const ttlSeconds = input.ttlSeconds ?? ttlFrom(c.env.SESSION_TTL_SECONDS, SESSION_TTL);
-      const createdAt = now();
-      const session: SessionRecord = {
-        userId: input.userId,
-        email: input.email,
-        roles: input.roles ?? [],
-        createdAt: new Date(createdAt).toISOString(),
-        expiresAt: new Date(createdAt + ttlSeconds * 1000).toISOString(),
-      };
-      const sessionId = nanoid(SESSION_ID_LENGTH);
-      await sessionStore(c.env.SESSIONS, kvTimeoutMs).put(sessionId, session, ttlSeconds);
-      return c.json({ sessionId, expiresAt: session.expiresAt }, 201);
-    })
-    .get("/sessions/:id", async (c) => {
-      const id = c.req.param("id");
-      if (!SESSION_ID_PATTERN.test(id)) throw notFound();
-      const session = await sessionStore(c.env.SESSIONS, kvTimeoutMs).findLive(id, now());
-      if (!session) throw notFound();
-      return c.json(session);
-    })
-    // A logout: the admin token, or the session itself (as bearer token or cookie), may end a session.
-    // Deleting one that is already gone is a 204 too, so a retried logout is harmless.
-    .delete("/sessions/:id", async (c) => {
-      const id = c.req.param("id");
-      if (presentedSessionId(c) !== id && !(await isAdmin(c.env.ADMIN_TOKEN, bearerToken(c)))) {
-        throw new ApiError(401, "unauthorized", "present the admin token or the session itself to delete a session", {
-          "WWW-Authenticate": 'Bearer realm="session"',
-        });
-      }
-      if (!SESSION_ID_PATTERN.test(id)) throw notFound();
-      await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
-      return c.body(null, 204);
+/** The admin token, or the session itself (as bearer token or cookie), may act on a session. */
+async function requireSelfOrAdmin(c: Context<AppEnv>, id: string, action: string) {
+  if (presentedSessionId(c) !== id && !(await isAdmin(c.env, bearerToken(c)))) {
+    throw new ApiError(401, "unauthorized", `present the admin token or the session itself to ${action} a session`, {
+      "WWW-Authenticate": 'Bearer realm="session"',
     });
+  }
+}
+
+export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
+  /** Refreshes in flight in this isolate: a burst for one session shares one read and one write. */
+  const refreshing = new Map<string, Promise<{ sessionId: string; expiresAt: string }>>();
+
+  /**
+   * Slides the expiry to now + the session's TTL, never past its absolute
+   * lifetime. Within the refresh interval of its last write (or when the
+   * expiry would not move) it answers without writing.
+   */
+  async function refresh(env: Env, id: string) {
+    const store = sessionStore(env.SESSIONS, kvTimeoutMs);
+    const at = now();
+    const session = await store.read(id);
+    if (!session) throw notFound();
+    const cap = lifetimeEnd(session, maxLifetimeSeconds(env));
+    if (at >= cap) {
+      throw new ApiError(401, "session_lifetime_exceeded", "the session has reached its absolute lifetime; sign in again", {
+        "WWW-Authenticate": 'Bearer realm="session"',
+      });
+    }
+    const expiresAt = Date.parse(session.expiresAt);
+    if (at >= expiresAt) throw notFound();
+    // Sessions written before refresh existed carry no TTL: theirs is what they were created with.
+    const ttlSeconds = session.ttlSeconds ?? Math.round((expiresAt - Date.parse(session.createdAt)) / 1000);
+    const lastWrite = Date.parse(session.lastSeenAt ?? session.createdAt);
+    const interval = Math.min(SESSION_REFRESH_INTERVAL_MAX_SECONDS, ttlSeconds / 10) * 1000;
+    const target = Math.min(at + ttlSeconds * 1000, cap);
+    if (at - lastWrite < interval || target <= expiresAt) return { sessionId: id, expiresAt: session.expiresAt };
+
+    const slid: SessionRecord = { ...session, ttlSeconds, expiresAt: new Date(target).toISOString(), lastSeenAt: new Date(at).toISOString() };
+    if (!(await store.slide(id, slid, at, session.ttlSeconds !== undefined))) throw notFound();
+    return { sessionId: id, expiresAt: slid.expiresAt };
+  }
+
+  return (
+    new Hono<AppEnv>()
+      // Service-to-service: the login service creates sessions with the admin token.
+      .post("/sessions", requireAdmin(), jsonBody(SessionInput), async (c) => {
+        const input = c.req.valid("json");
+        const ttlSeconds = input.ttlSeconds ?? ttlFrom(c.env.SESSION_TTL_SECONDS, SESSION_TTL);
+        const createdAt = now();
+        const session: SessionRecord = {
+          userId: input.userId,
+          email: input.email,
+          roles: input.roles ?? [],
+          createdAt: new Date(createdAt).toISOString(),
+          expiresAt: new Date(Math.min(createdAt + ttlSeconds * 1000, createdAt + maxLifetimeSeconds(c.env) * 1000)).toISOString(),
+          ttlSeconds,
+        };
+        const sessionId = nanoid(SESSION_ID_LENGTH);
+        await sessionStore(c.env.SESSIONS, kvTimeoutMs).create(sessionId, session, createdAt);
+        return c.json({ sessionId, expiresAt: session.expiresAt }, 201);
+      })
+      .get("/sessions/:id", async (c) => {
+        const id = c.req.param("id");
+        if (!SESSION_ID_PATTERN.test(id)) throw notFound();
+        const session = await sessionStore(c.env.SESSIONS, kvTimeoutMs).findLive(id, now(), maxLifetimeSeconds(c.env));
+        if (!session) throw notFound();
+        return c.json(sessionView(session));
+      })
+      // A logout. Deleting one that is already gone is a 204 too, so a retried logout is harmless.
+      .delete("/sessions/:id", async (c) => {
+        const id = c.req.param("id");
+        await requireSelfOrAdmin(c, id, "delete");
+        if (!SESSION_ID_PATTERN.test(id)) throw notFound();
+        await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
+        return c.body(null, 204);
+      })
+      .post("/sessions/:id/refresh", async (c) => {
+        const id = c.req.param("id");
+        await requireSelfOrAdmin(c, id, "refresh");
+        if (!SESSION_ID_PATTERN.test(id)) throw notFound();
+        let pending = refreshing.get(id);
+        if (!pending) {
+          pending = refresh(c.env, id).finally(() => refreshing.delete(id));
+          refreshing.set(id, pending);
+          // Rejections (404, 401) reach each waiting request through `await pending`.
+          keepAlive(c, pending.catch(() => {}));
+        }
+        return c.json(await pending);
+      })
+  );
+}

@@ -44,3 +44,8 @@ async function withTimeout<T>(call: () => Promise<T>, ms: number): Promise<T> {
 
 const isRateLimited = (err: unknown) => /\b429\b|too many requests/i.test(describe(err));
 const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** Runs `each` over `items`, `size` at a time, so a page of KV calls does not queue past its deadline. */
+export async function inBatches<T>(items: readonly T[], size: number, each: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(each));
+}

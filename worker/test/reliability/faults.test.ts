@@ -1,7 +1,7 @@
 import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type CacheMetadata, decodeFlag, decodeSession, flagKey, productKey, sessionKey } from "../../src/contract";
+import { type CacheMetadata, decodeFlag, decodeSession, flagKey, productKey, sessionKey, userSessionKey } from "../../src/contract";
 import { admin, appFetch, BASE, type OriginReply, rateLimitedPuts, stubOrigin } from "../helpers";
 import { appRoutes, expectEnvelope, expectOfrepError, kvSnapshot } from "./harness";
 
@@ -14,6 +14,9 @@ const CASES: { route: string; request: () => Request }[] = [
   { route: "POST /sessions", request: () => jsonRequest("POST", "/sessions", { userId: "u-1", email: "ada@example.com" }) },
   { route: "GET /sessions/:id", request: () => new Request(`${BASE}/sessions/${SESSION_ID}`) },
   { route: "DELETE /sessions/:id", request: () => new Request(`${BASE}/sessions/${SESSION_ID}`, { method: "DELETE", headers: admin }) },
+  { route: "POST /sessions/:id/refresh", request: () => new Request(`${BASE}/sessions/${SESSION_ID}/refresh`, { method: "POST", headers: admin }) },
+  { route: "GET /users/:userId/sessions", request: () => new Request(`${BASE}/users/u-1/sessions`, { headers: admin }) },
+  { route: "DELETE /users/:userId/sessions", request: () => new Request(`${BASE}/users/u-1/sessions`, { method: "DELETE", headers: admin }) },
   { route: "GET /api/products/:id", request: () => new Request(`${BASE}/api/products/p1`) },
   { route: "DELETE /api/products/:id/cache", request: () => new Request(`${BASE}/api/products/p1/cache`, { method: "DELETE", headers: admin }) },
   { route: "DELETE /api/cache", request: () => new Request(`${BASE}/api/cache?prefix=product:`, { method: "DELETE", headers: admin }) },
@@ -104,7 +107,7 @@ describe("KV's one-write-per-second limit (429)", () => {
     const res = await appFetch({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
     expect(res.status).toBe(201);
     const { sessionId } = (await res.json()) as { sessionId: string };
-    expect(attempts).toEqual([sessionKey(sessionId), sessionKey(sessionId)]);
+    expect(attempts).toEqual([sessionKey(sessionId), sessionKey(sessionId), await userSessionKey("u-429", sessionId)]);
     const stored = await env.SESSIONS.get(sessionKey(sessionId));
     expect(stored && decodeSession(stored)).toMatchObject({ userId: "u-429" });
   });
