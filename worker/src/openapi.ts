@@ -74,8 +74,8 @@ const ofrepUnavailable = (schema: Schema): Answer => ({ description: "GENERAL: K
 export const OPERATIONS: readonly Operation[] = [
   {
     method: "get", path: "/health", operationId: "getHealth", tag: "health", auth: "public",
-    summary: "Liveness, the deployed bundle and the version that answered",
-    description: "KV: none. `bundleSha256`: sha256 of the deployed dist/worker.js; `versionId`, `versionTag`: the Worker version (version_metadata binding).",
+    summary: "Liveness, the deployed bundle and version",
+    description: "KV: none. `bundleSha256`: sha256 of the deployed dist/worker.js; `versionId`, `versionTag`: the version that answered.",
     responses: { 200: { description: "The Worker is up", schema: res.Health } },
   },
   {
@@ -108,11 +108,11 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "post", path: "/sessions/:id/refresh", operationId: "refreshSession", tag: "sessions", auth: "session",
     summary: "Slide a session's expiry",
-    description: "KV: 1 get; when it slides, + 2 puts + 1 get. By its TTL, never past the absolute lifetime; no write within the refresh interval.",
+    description: "KV: 1 get; when it slides + 2 puts + 1 get. Never past the absolute lifetime.",
     params: SessionParams,
     responses: {
       200: { description: "The expiry now", schema: res.SessionRefreshed },
-      401: envelope("unauthorized: neither the admin token nor the session; session_lifetime_exceeded: sign in again", ["WWW-Authenticate"]),
+      401: envelope("unauthorized: not the admin token or the session; session_lifetime_exceeded", ["WWW-Authenticate"]),
       404: envelope("not_found: unknown, expired or revoked"),
       503: unavailable,
     },
@@ -120,7 +120,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "get", path: "/users/:userId/sessions", operationId: "listUserSessions", tag: "sessions", auth: "admin",
     summary: "List a user's live sessions, one page per call",
-    description: "KV: 1 list per 1000 sessions, no read per session. Ids shortened to `sessionIdPrefix`; follow `cursor`.",
+    description: "KV: 1 list per 1000 sessions. Ids shortened to `sessionIdPrefix`; follow `cursor`.",
     params: UserParams,
     query: PageQuery,
     responses: { 200: { description: "One page", schema: res.UserSessionList }, 400: invalid, 401: unauthorized, 503: unavailable },
