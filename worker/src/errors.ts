@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { json } from "./respond";
 
 /** Machine codes of the error envelope, by HTTP status. */
 const CODES: Partial<Record<number, string>> = {
@@ -38,11 +39,11 @@ export const unavailable = (message: string) =>
  * logged and answered with a bare 500 that leaks no detail.
  */
 export function errorResponse(err: Error, c: Context) {
-  if (err instanceof ApiError) return c.json({ error: err.message, code: err.code }, err.status, err.headers);
+  if (err instanceof ApiError) return json({ error: err.message, code: err.code }, err.status, err.headers);
   if (err instanceof HTTPException && err.status < 500) {
     const status = err.status as ContentfulStatusCode;
-    return c.json({ error: err.message || "request rejected", code: CODES[status] ?? "invalid_request" }, status);
+    return json({ error: err.message || "request rejected", code: CODES[status] ?? "invalid_request" }, status);
   }
   console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
-  return c.json({ error: "internal error", code: "internal_error" }, 500);
+  return json({ error: "internal error", code: "internal_error" }, 500);
 }

@@ -6,7 +6,8 @@ import { setBounded } from "../bounded-map";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
 import { requireAdmin } from "../middleware/admin";
-import { validate } from "../middleware/validate";
+import { check, validate } from "../middleware/validate";
+import { json, jsonHeaders, jsonText } from "../respond";
 import { cacheStore, type CachedProduct } from "../stores/cache";
 import type { Deps } from "../app";
 
@@ -46,15 +47,16 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
   }
 
   return new Hono<AppEnv>()
-    .get("/api/products/:id", validate("param", ProductParams), async (c) => {
-      const { id } = c.req.valid("param");
+    // A hot route: one handler, validating inline (see `check`).
+    .get("/api/products/:id", async (c) => {
+      const { id } = check("param", ProductParams, c.req.param());
       // Checked before the cache so a misconfigured deployment shows at once, not when entries expire.
       const originUrl = c.env.ORIGIN_URL;
       if (!originUrl) throw unavailable("the product origin is not configured (ORIGIN_URL is unset)");
       const store = cacheStore(c.env.CACHE, kvTimeoutMs);
       const cached = await store.get(id);
-      if (cached && now() < freshUntil(cached)) return product(c, cached.body, "HIT");
-      if (cached && now() < (retryAt.get(id) ?? 0)) return product(c, cached.body, "STALE");
+      if (cached && now() < freshUntil(cached)) return product(cached.body, "HIT");
+      if (cached && now() < (retryAt.get(id) ?? 0)) return product(cached.body, "STALE");
 
       let pending = inFlight.get(id);
       if (!pending) {
@@ -65,21 +67,21 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       const answer = await pending;
       if (answer.kind === "failed") setBounded(retryAt, id, now() + ORIGIN_RETRY_AFTER_MS, MAX_REMEMBERED_FAILURES);
       else retryAt.delete(id);
-      if (answer.kind === "found") return product(c, answer.body, "MISS");
+      if (answer.kind === "found") return product(answer.body, "MISS");
       if (answer.kind === "missing") throw new ApiError(404, "not_found", `the origin has no product ${id}`);
-      if (cached) return product(c, cached.body, "STALE");
+      if (cached) return product(cached.body, "STALE");
       throw new ApiError(502, "origin_error", `the origin could not supply product ${id}: ${answer.reason}`);
     })
     .delete("/api/products/:id/cache", requireAdmin(), validate("param", ProductParams), async (c) => {
       await cacheStore(c.env.CACHE, kvTimeoutMs).delete(c.req.valid("param").id);
-      return c.json({ invalidated: true });
+      return json({ invalidated: true });
     })
     // One bounded page per call (a Worker invocation may make 1000 KV operations);
     // the caller repeats with the returned cursor until `complete` (npm run purge does).
     .delete("/api/cache", requireAdmin(), validate("query", PurgeQuery), async (c) => {
       const { prefix, cursor } = c.req.valid("query");
       const page = await cacheStore(c.env.CACHE, kvTimeoutMs).purgePage(prefix, cursor);
-      return c.json(page.cursor ? { deleted: page.deleted, complete: false, cursor: page.cursor } : { deleted: page.deleted, complete: true });
+      return json(page.cursor ? { deleted: page.deleted, complete: false, cursor: page.cursor } : { deleted: page.deleted, complete: true });
     });
 }
 
@@ -97,8 +99,12 @@ function keepAlive(c: Context<AppEnv>, work: Promise<unknown>) {
 
 const freshUntil = (entry: CachedProduct) => entry.fetchedAt + entry.ttlSeconds * 1000;
 
-const product = (c: Context<AppEnv>, body: string, cache: "HIT" | "MISS" | "STALE") =>
-  c.body(body, 200, { "Content-Type": "application/json; charset=utf-8", "X-Cache": cache });
+type CacheStatus = "HIT" | "MISS" | "STALE";
+/** One header set per X-Cache value, built once per isolate. */
+const PRODUCT_HEADERS = Object.fromEntries(
+  (["HIT", "MISS", "STALE"] as const).map((status) => [status, jsonHeaders({ "Content-Type": "application/json; charset=utf-8", "X-Cache": status })]),
+) as Record<CacheStatus, Readonly<Record<string, string>>>;
+const product = (body: string, cache: CacheStatus) => jsonText(body, PRODUCT_HEADERS[cache]);
 
 async function fetchProduct(originUrl: string, id: string, timeoutMs: number): Promise<OriginAnswer> {
   const url = `${originUrl.replace(/\/+$/, "")}/products/${encodeURIComponent(id)}`;

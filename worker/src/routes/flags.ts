@@ -5,7 +5,8 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
 import { requireAdmin } from "../middleware/admin";
-import { jsonBody, validate } from "../middleware/validate";
+import { check, jsonBody, validate } from "../middleware/validate";
+import { empty, json } from "../respond";
 import { FlagCache, flagStore } from "../stores/flags";
 import type { Deps } from "../app";
 
@@ -29,17 +30,18 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids.
-    .get("/api/features", requireAdmin(), async (c) => c.json(await flagStore(c.env.CONFIG, kvTimeoutMs).list()))
-    .get("/api/features/:name", validate("param", FlagParams), validate("query", EvaluationQuery), async (c) => {
-      const { name } = c.req.valid("param");
-      const { userId } = c.req.valid("query");
+    .get("/api/features", requireAdmin(), async (c) => json(await flagStore(c.env.CONFIG, kvTimeoutMs).list()))
+    // The hottest route: one handler, validating inline (see `check`).
+    .get("/api/features/:name", async (c) => {
+      const { name } = check("param", FlagParams, c.req.param());
+      const { userId } = check("query", EvaluationQuery, c.req.query());
       const cached = cache.get(name);
       let flag = cached.hit ? cached.flag : undefined;
       if (!cached.hit) {
         flag = await flagStore(c.env.CONFIG, kvTimeoutMs).get(name);
         cache.set(name, flag);
       }
-      return c.json({ name, ...evaluateFlag(name, flag, userId) });
+      return json({ name, ...evaluateFlag(name, flag, userId) });
     })
     .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {
       const { name } = c.req.valid("param");
@@ -47,13 +49,13 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       const flag = c.req.valid("json");
       await flagStore(c.env.CONFIG, kvTimeoutMs).put(name, flag);
       cache.set(name, flag);
-      return c.json({ name, ...flag });
+      return json({ name, ...flag });
     })
     .delete("/api/features/:name", requireAdmin(), validate("param", FlagParams), async (c) => {
       const { name } = c.req.valid("param");
       refuseIfManaged(c.env.MANAGED_FLAGS, name);
       await flagStore(c.env.CONFIG, kvTimeoutMs).delete(name);
       cache.set(name, undefined);
-      return c.body(null, 204);
+      return empty(204);
     });
 }

@@ -6,6 +6,7 @@ import { ApiError } from "../errors";
 import { isAdmin, requireAdmin } from "../middleware/admin";
 import { jsonBody } from "../middleware/validate";
 import { bearerToken, presentedSessionId } from "../middleware/validate-session";
+import { empty, json } from "../respond";
 import { sessionStore } from "../stores/sessions";
 import type { Deps } from "../app";
 
@@ -27,14 +28,14 @@ export const sessionRoutes = ({ kvTimeoutMs, now }: Deps) =>
       };
       const sessionId = nanoid(SESSION_ID_LENGTH);
       await sessionStore(c.env.SESSIONS, kvTimeoutMs).put(sessionId, session, ttlSeconds);
-      return c.json({ sessionId, expiresAt: session.expiresAt }, 201);
+      return json({ sessionId, expiresAt: session.expiresAt }, 201);
     })
     .get("/sessions/:id", async (c) => {
       const id = c.req.param("id");
       if (!SESSION_ID_PATTERN.test(id)) throw notFound();
       const session = await sessionStore(c.env.SESSIONS, kvTimeoutMs).findLive(id, now());
       if (!session) throw notFound();
-      return c.json(session);
+      return json(session);
     })
     // A logout: the admin token, or the session itself (as bearer token or cookie), may end a session.
     // Deleting one that is already gone is a 204 too, so a retried logout is harmless.
@@ -47,5 +48,5 @@ export const sessionRoutes = ({ kvTimeoutMs, now }: Deps) =>
       }
       if (!SESSION_ID_PATTERN.test(id)) throw notFound();
       await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
-      return c.body(null, 204);
+      return empty(204);
     });
