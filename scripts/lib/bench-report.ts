@@ -22,6 +22,12 @@ export interface ScenarioResult {
   errors: number;
   referenceRequestsPerSecond: number | null;
   ratio: number | null;
+  /** workerd CPU time per request, app and reference (null where it was not measured). */
+  cpuUsPerRequest: number | null;
+  referenceCpuUsPerRequest: number | null;
+  /** The same request on the plain-fetch reference (bench/plain.ts), for the read routes it serves. */
+  plainRequestsPerSecond: number | null;
+  plainCpuUsPerRequest: number | null;
   kvOpsPerRequest: KvOps;
   originFetchesPerRequest: number;
   beyondReference: string;
@@ -73,12 +79,39 @@ function rows(results: BenchResults): string[][] {
     String(r.errors),
     r.reference === null ? "–" : `${fixed(r.referenceRequestsPerSecond)} (${r.reference})`,
     r.ratio === null ? "–" : `${r.ratio.toFixed(2)}×`,
+    plainColumn(r),
+    cpuColumn(r),
     ops(r.kvOpsPerRequest),
     verdict(r),
   ]);
 }
 
-const HEADER = ["scenario", "req/s", "p50 ms", "p99 ms", "errors", "reference req/s", "ratio", "KV r/w/d/l per req", "targets"];
+/** App ÷ plain is what the framework costs; results from before the plain reference have no such figure. */
+function plainColumn(r: ScenarioResult): string {
+  const plain = r.plainRequestsPerSecond ?? null;
+  return plain === null ? "–" : `${fixed(plain)} (${(r.requestsPerSecond / plain).toFixed(2)}×)`;
+}
+
+/** workerd CPU µs per request: app / reference / plain. */
+function cpuColumn(r: ScenarioResult): string {
+  const cells = [r.cpuUsPerRequest, r.referenceCpuUsPerRequest, r.plainCpuUsPerRequest].map((n) => n ?? null);
+  if (cells[0] === null) return "–";
+  return cells.map((n) => fixed(n)).join(" / ");
+}
+
+const HEADER = [
+  "scenario",
+  "req/s",
+  "p50 ms",
+  "p99 ms",
+  "errors",
+  "reference req/s",
+  "ratio",
+  "plain req/s (app ÷ plain)",
+  "CPU µs/req app / ref / plain",
+  "KV r/w/d/l per req",
+  "targets",
+];
 
 /** Fixed-width table for the terminal. */
 export function renderTable(results: BenchResults): string {
@@ -102,7 +135,8 @@ export function renderMarkdown(results: BenchResults, analysis?: string): string
     "",
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.os}; load average ${m.loadAverageBefore.join(" / ")} before, ${m.loadAverageAfter.join(" / ")} after (1/5/15 min).`,
     `- Node ${m.node}, miniflare ${m.miniflare}, workerd ${m.workerd}, autocannon ${m.autocannon}; bundle ${results.bundle.bytes} B (${results.bundle.gzipBytes} B gzip), sha256 \`${results.bundle.sha256.slice(0, 16)}…\`.`,
-    "- One Miniflare instance runs four Workers, each on its own loopback port: the production bundle (unwrapped), the same app behind `bench/entry.ts` which counts KV operations, a reference that returns a fixed 200 (the runtime's ceiling) and a reference that does exactly one KV `get` (the ceiling for a KV-bound endpoint). KV is Miniflare's local implementation, so absolute figures say little about Cloudflare's network; the ratios and the KV operation counts are what carry over.",
+    "- One Miniflare instance runs five Workers, each on its own loopback port: the production bundle (unwrapped), the same app behind `bench/entry.ts` which counts KV operations, a reference that returns a fixed 200 (the runtime's ceiling), a reference that does exactly one KV `get` (the ceiling for a KV-bound endpoint), and `plain` (`bench/plain.ts`): the read routes as one plain `fetch` handler on the app's own stores and responses, without a framework. App ÷ plain is what Hono costs; plain ÷ reference is what our own code costs. KV is Miniflare's local implementation, so absolute figures say little about Cloudflare's network; the ratios and the KV operation counts are what carry over.",
+    "- CPU µs/req is workerd's CPU time (user + system, from /proc) during each run divided by its requests: steadier than req/s on a shared machine, since time spent waiting for a core does not count.",
     `- Load: autocannon, ${s.connections} connections, ${s.rounds} round(s) of ${s.secondsPerRun} s per worker after a warm-up. Each scenario's reference run sits next to its app run, alternating which goes first, so machine noise hits both alike. req/s is total over all rounds; p50 is the median round's, p99 the worst round's (autocannon records latency in whole milliseconds, so 0 means under 1 ms).`,
     `- KV operations per request: ${s.countedRequests} requests per scenario on the counting Worker after a warm-up (steady state: a hot flag is in the isolate's cache). Columns are reads/writes/deletes/lists.`,
     "- The machine was shared with other work while these figures were taken: compare ratios, not absolute req/s, and re-run on a quiet machine for publishable numbers.",

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
+import { outputPaths } from "../bench";
 import { type BenchResults, REPORT_PATH, RESULTS_PATH } from "../lib/bench-report";
 
 // Only checks that the benchmark runs end to end and reports; its figures are not asserted.
@@ -38,6 +39,25 @@ describe("npm run bench -- --quick", () => {
     expect(report).toMatch(/^# Benchmarks/);
     expect(report).toContain(results.machine.cpu);
     expect(report).toContain("| flag-eval |");
+  });
+
+  it("drives the plain-fetch reference and measures workerd's CPU per request for the read routes", async () => {
+    const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8")) as BenchResults;
+    for (const name of ["session-read", "flag-eval", "cache-hit"]) {
+      const s = results.scenarios.find((r) => r.name === name)!;
+      expect(s.plainRequestsPerSecond).toBeGreaterThan(0);
+      expect(s.cpuUsPerRequest).toBeGreaterThan(0);
+      expect(s.plainCpuUsPerRequest).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe("where a bench run writes", () => {
+  it("replaces the committed results and report only on a full run", () => {
+    expect(outputPaths({})).toEqual({ resultsPath: RESULTS_PATH, reportPath: REPORT_PATH });
+    expect(outputPaths({ quick: true })).toEqual({ resultsPath: undefined, reportPath: undefined });
+    expect(outputPaths({ only: ["flag-eval"] })).toEqual({ resultsPath: undefined, reportPath: undefined });
+    expect(outputPaths({ quick: true, resultsPath: "/tmp/r.json" })).toEqual({ resultsPath: "/tmp/r.json", reportPath: undefined });
   });
 });
 
