@@ -7,7 +7,7 @@
  *   GET /sessions/:id, GET /api/features/:name?userId=, GET /api/products/:id (cache hit only)
  */
 import * as v from "valibot";
-import { FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "../worker/src/contract";
+import { CACHE_TTL, FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN, ttlFrom } from "../worker/src/contract";
 import type { Env } from "../worker/src/env";
 import { ApiError } from "../worker/src/errors";
 import { evaluateFlag } from "../worker/src/evaluate";
@@ -35,13 +35,11 @@ async function route(request: Request, env: Env): Promise<Response> {
     const id = decodeURIComponent(third);
     if (second === "features" && FLAG_NAME_PATTERN.test(id)) {
       const userId = v.parse(UserId, url.searchParams.get("userId") ?? undefined);
-      const cached = flags.get(id);
-      const flag = cached.hit ? cached.flag : await flagStore(env.CONFIG, KV_TIMEOUT_MS).get(id);
-      if (!cached.hit) flags.set(id, flag);
+      const flag = await flags.read(id, () => flagStore(env.CONFIG, KV_TIMEOUT_MS).get(id));
       return json({ name: id, ...evaluateFlag(id, flag, userId) });
     }
     if (second === "products" && PRODUCT_ID_PATTERN.test(id)) {
-      const cached = await cacheStore(env.CACHE, KV_TIMEOUT_MS).get(id);
+      const cached = await cacheStore(env.CACHE, KV_TIMEOUT_MS).get(id, ttlFrom(env.CACHE_TTL_SECONDS, CACHE_TTL));
       if (cached && Date.now() < cached.fetchedAt + cached.ttlSeconds * 1000) return jsonText(cached.body, HIT_HEADERS);
       return json({ error: "the plain reference serves cache hits only", code: "not_found" }, 404);
     }

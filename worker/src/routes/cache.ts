@@ -54,13 +54,14 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       const originUrl = c.env.ORIGIN_URL;
       if (!originUrl) throw unavailable("the product origin is not configured (ORIGIN_URL is unset)");
       const store = cacheStore(c.env.CACHE, kvTimeoutMs);
-      const cached = await store.get(id);
+      const ttlSeconds = ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL);
+      const cached = await store.get(id, ttlSeconds);
       if (cached && now() < freshUntil(cached)) return product(cached.body, "HIT");
       if (cached && now() < (retryAt.get(id) ?? 0)) return product(cached.body, "STALE");
 
       let pending = inFlight.get(id);
       if (!pending) {
-        pending = refresh(store, originUrl, id, ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL)).finally(() => inFlight.delete(id));
+        pending = refresh(store, originUrl, id, ttlSeconds).finally(() => inFlight.delete(id));
         inFlight.set(id, pending);
         keepAlive(c, pending);
       }

@@ -35,12 +35,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
     .get("/api/features/:name", async (c) => {
       const { name } = check("param", FlagParams, c.req.param());
       const { userId } = check("query", EvaluationQuery, c.req.query());
-      const cached = cache.get(name);
-      let flag = cached.hit ? cached.flag : undefined;
-      if (!cached.hit) {
-        flag = await flagStore(c.env.CONFIG, kvTimeoutMs).get(name);
-        cache.set(name, flag);
-      }
+      const flag = await cache.read(name, () => flagStore(c.env.CONFIG, kvTimeoutMs).get(name));
       return json({ name, ...evaluateFlag(name, flag, userId) });
     })
     .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {

@@ -1,4 +1,4 @@
-import { decodeSession, encodeSession, type SessionRecord, sessionKey } from "../contract";
+import { decodeSession, encodeSession, READ_CACHE_TTL, type SessionRecord, sessionKey } from "../contract";
 import { kvCall, type KvGuard } from "./kv";
 
 /** Sessions in the SESSIONS namespace, one key per session. */
@@ -7,7 +7,7 @@ export function sessionStore(kv: KVNamespace, timeoutMs: number) {
   return {
     /** The session, or undefined when unknown, unreadable or past its expiresAt (KV expiry is lazy). */
     async findLive(id: string, now: number): Promise<SessionRecord | undefined> {
-      const raw = await kvCall(guard, "get", () => kv.get(sessionKey(id)));
+      const raw = await kvCall(guard, "get", () => kv.get(sessionKey(id), { cacheTtl: READ_CACHE_TTL.session }));
       if (raw === null) return undefined;
       const session = decodeSession(raw);
       if (!session) {
