@@ -20,7 +20,19 @@ import autocannon, { type RequestStep } from "autocannon";
 import { flagKey, productKey, sessionKey } from "../worker/src/contract";
 import { ROOT } from "./build";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
-import { machineInfo, renderMarkdown, renderTable, REPORT_PATH, RESULTS_PATH, type BenchResults, type ScenarioResult, type Target } from "./lib/bench-report";
+import {
+  type BenchResults,
+  machineInfo,
+  renderMarkdown,
+  renderTable,
+  REPORT_PATH,
+  RESULTS_PATH,
+  type ScenarioResult,
+  SOAK_PATH,
+  type SoakResults,
+  type Target,
+} from "./lib/bench-report";
+import { measureStartup } from "./lib/startup";
 import { startBenchStack, type BenchStack, type KvOps } from "./lib/bench-stack";
 
 /** Hand-written analysis of the figures, quoted in BENCHMARKS.md under the generated tables. */
@@ -48,6 +60,9 @@ interface Settings {
 const FULL: Settings = { connections: 10, secondsPerRun: 5, rounds: 3, warmupSeconds: 1, countedRequests: 500, purgeKeys: 5000 };
 /** Under a minute: checks that everything runs; its figures are indicative only. Seeding 5000 keys twice alone takes ~20 s. */
 const QUICK: Settings = { connections: 10, secondsPerRun: 1, rounds: 1, warmupSeconds: 0.5, countedRequests: 100, purgeKeys: 1000 };
+
+/** `wrangler check startup` runs per Worker: a profile holds a few samples, so the median of several is reported. */
+const STARTUP_RUNS = 7;
 
 const FLAG_COUNT = 100;
 const HOT_FLAG = "bench-flag-000";
@@ -234,6 +249,12 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       results.push(await benchPurge(stack, settings.purgeKeys));
     }
 
+    let startup: BenchResults["startup"] = null;
+    if (!options.quick && !options.only) {
+      log(`profiling startup with wrangler check startup (${STARTUP_RUNS} runs each, bundle and fixed-200 alternating)…`);
+      startup = await measureStartup(stack.bundlePath, STARTUP_RUNS, log);
+    }
+
     const output: BenchResults = {
       generatedAt: new Date().toISOString(),
       mode: options.quick ? "quick" : "full",
@@ -245,6 +266,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
         countedRequests: settings.countedRequests,
       },
       bundle: { sha256: stack.manifest.sha256, bytes: stack.manifest.bytes, gzipBytes: stack.manifest.gzipBytes },
+      startup,
       scenarios: results,
       durationSeconds: (Date.now() - started) / 1000,
     };
@@ -252,7 +274,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
     log(renderTable(output));
     const { resultsPath, reportPath } = outputPaths(options);
     if (resultsPath) await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
-    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis()));
+    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis(), (await readSoak()) ?? undefined));
     const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.name}: ${t.label} (${t.detail})`));
     log("");
     log(missed.length === 0 ? "all targets met" : `targets missed:\n  ${missed.join("\n  ")}`);
@@ -430,7 +452,14 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
   );
 }
 
-const readAnalysis = () => readFile(ANALYSIS_PATH, "utf8").catch(() => undefined);
+export const readAnalysis = () => readFile(ANALYSIS_PATH, "utf8").catch(() => undefined);
+const readSoak = async () => JSON.parse(await readFile(SOAK_PATH, "utf8").catch(() => "null")) as SoakResults | null;
+
+/** BENCHMARKS.md from the committed results, soak figures and analysis. */
+export async function renderMarkdownFromFiles(resultsPath = RESULTS_PATH): Promise<string> {
+  const results = JSON.parse(await readFile(resultsPath, "utf8")) as BenchResults;
+  return renderMarkdown(results, await readAnalysis(), (await readSoak()) ?? undefined);
+}
 
 /** Every scenario also has the "0 errors" target. */
 function evaluate(result: ScenarioResult, targets: Target[]): ScenarioResult {
@@ -458,9 +487,8 @@ if (isMain(import.meta.url)) {
     const unknown = only?.filter((name) => !(SCENARIO_NAMES as readonly string[]).includes(name));
     if (unknown?.length) throw new CliError(`--only: unknown scenario ${unknown.join(", ")}; choose from ${SCENARIO_NAMES.join(", ")}`);
     if (values.render) {
-      const results = JSON.parse(await readFile(values.results ?? RESULTS_PATH, "utf8")) as BenchResults;
-      await writeFile(values.report ?? REPORT_PATH, renderMarkdown(results, await readAnalysis()));
-      console.log(`rendered ${values.report ?? REPORT_PATH} from ${values.results ?? RESULTS_PATH} (${results.generatedAt})`);
+      await writeFile(values.report ?? REPORT_PATH, await renderMarkdownFromFiles(values.results));
+      console.log(`rendered ${values.report ?? REPORT_PATH} from ${values.results ?? RESULTS_PATH} and ${SOAK_PATH}`);
       return;
     }
     const output = await runBench({ quick: values.quick, only, resultsPath: values.results, reportPath: values.report });

@@ -42,6 +42,8 @@ const ONE_GET = `export default {
 
 export interface BenchStack {
   urls: Record<WorkerName, string>;
+  /** The production bundle the bench serves (bench/.out/worker.js). */
+  bundlePath: string;
   adminToken: string;
   manifest: Manifest;
   /** Origin requests served so far (cache misses reaching the stub). */
@@ -106,6 +108,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
   const benchRoute = (path: string, init?: RequestInit) => fetch(`${urls.counting}/__bench/${path}`, init).then(ok);
   return {
     urls,
+    bundlePath: join(BENCH_OUT, "worker.js"),
     adminToken,
     manifest,
     originHits: () => originHits,
