@@ -71,7 +71,11 @@ export function createApp(options: AppOptions = {}) {
   app.onError(errorResponse);
 
   const dispatch = app.fetch;
-  app.fetch = async (request, env, executionCtx) => withSecurityHeaders(await dispatch(request, env, executionCtx));
+  // A handler that answers synchronously (a cached flag) stays synchronous: no promise, no microtask.
+  app.fetch = (request, env, executionCtx) => {
+    const res = dispatch(request, env, executionCtx);
+    return res instanceof Promise ? res.then(withSecurityHeaders) : withSecurityHeaders(res);
+  };
   return app;
 }
 
