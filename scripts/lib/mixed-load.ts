@@ -25,6 +25,9 @@ export interface LoadTarget {
 export async function startLoadTarget(options: { dataDir?: string } = {}): Promise<LoadTarget> {
   const origin: Server = createServer((request, response) => {
     response.setHeader("content-type", "application/json");
+    // Node closes an idle keep-alive socket after 5 s; workerd may reuse it at that moment and see
+    // "Network connection lost", a 502 that is the stub's, not the Worker's. One connection per fetch.
+    response.setHeader("connection", "close");
     response.end(JSON.stringify({ id: request.url?.split("/").pop(), name: "load product" }));
   });
   origin.listen(0, "127.0.0.1");
