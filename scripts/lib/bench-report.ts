@@ -154,7 +154,7 @@ export function renderTable(results: BenchResults): string {
 
 function startupLines(results: BenchResults): string[] {
   const st = results.startup;
-  if (!st) return ["## Startup", "", "Not measured in this run (a quick run skips it; a full `npm run bench` measures it).", ""];
+  if (!st) return ["## Startup", "", "Not measured in this run: a quick run skips it, and results from before issue 13 have no such figure; a full `npm run bench` measures it.", ""];
   const ratio = st.bundle.windowMs / st.fixed200.windowMs;
   const runs = (xs: StartupProfile[], key: keyof StartupProfile) => xs.map((x) => x[key]).join(", ");
   return [
