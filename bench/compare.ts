@@ -23,7 +23,7 @@ import {
   productKey,
   sessionKey,
 } from "../worker/src/contract";
-import { childPid, processCpuMs } from "../scripts/lib/bench-stack";
+import { childPid, FIXED_200, ONE_GET, processCpuMs } from "../scripts/lib/bench-stack";
 
 const SESSION_ID = "b".repeat(32);
 const SCENARIOS = {
@@ -36,15 +36,6 @@ const REFERENCE_PATHS = {
   "session-read": `/SESSIONS/${encodeURIComponent(sessionKey(SESSION_ID))}`,
   "cache-hit": `/CACHE/${encodeURIComponent(productKey("bench-hit"))}`,
 } as const;
-
-const FIXED_200 = `export default { fetch: () => new Response('{"ok":true}', { headers: { "content-type": "application/json" } }) };`;
-const ONE_GET = `export default {
-  async fetch(request, env) {
-    const [, binding, key] = new URL(request.url).pathname.split("/");
-    const value = await env[binding].get(decodeURIComponent(key));
-    return value === null ? new Response("missing", { status: 404 }) : new Response(value, { headers: { "content-type": "application/json" } });
-  },
-};`;
 
 const { values } = parseArgs({
   options: {

@@ -27,12 +27,13 @@ export type WorkerName = (typeof WORKER_NAMES)[number];
 export type OpKind = "read" | "write" | "delete" | "list";
 export type KvOps = Record<OpKind, number>;
 
-const FIXED_200 = `export default {
+/** The runtime's ceiling: a fixed 200 (also the startup profile's reference and bench/compare.ts's). */
+export const FIXED_200 = `export default {
   fetch: () => new Response('{"ok":true}', { headers: { "content-type": "application/json" } }),
 };`;
 
 /** GET /<BINDING>/<key>: one KV get, the raw value back as JSON. */
-const ONE_GET = `export default {
+export const ONE_GET = `export default {
   async fetch(request, env) {
     const [, binding, key] = new URL(request.url).pathname.split("/");
     const value = await env[binding].get(decodeURIComponent(key));

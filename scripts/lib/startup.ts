@@ -15,8 +15,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS } from "../../worker/src/contract";
 import { ROOT } from "../build";
-
-export const FIXED_200_SOURCE = `export default { fetch: () => new Response('{"ok":true}', { headers: { "content-type": "application/json" } }) };\n`;
+import { FIXED_200 } from "./bench-stack";
 
 /** One profile: its window (the startup phase, wall time) and the CPU time sampled active in it. */
 export interface StartupProfile {
@@ -76,7 +75,7 @@ const median = (xs: number[]) => {
 export async function measureStartup(bundlePath: string, runs: number, log: (line: string) => void = () => {}): Promise<StartupResult> {
   const dir = await mkdtemp(join(tmpdir(), "startup-ref-"));
   const fixed200 = join(dir, "fixed-200.js");
-  await writeFile(fixed200, FIXED_200_SOURCE);
+  await writeFile(fixed200, FIXED_200);
   try {
     const bundleRuns: StartupProfile[] = [];
     const fixed200Runs: StartupProfile[] = [];
