@@ -22,7 +22,9 @@ describe("npm run bench -- --quick", () => {
   const SCENARIOS = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge-1000"];
 
   it("prints the table with every scenario", () => {
-    expect(stdout).toMatch(/^scenario\s+req\/s\s+p50 ms\s+p99 ms\s+errors\s+reference req\/s\s+ratio\s+KV r\/w\/d\/l per req\s+targets$/m);
+    expect(stdout).toMatch(
+      /^scenario\s+req\/s\s+p50 ms\s+p99 ms\s+errors\s+reference req\/s\s+ratio\s+plain req\/s \(app ÷ plain\)\s+CPU µs\/req app \/ ref \/ plain\s+KV r\/w\/d\/l per req\s+targets$/m,
+    );
     for (const name of SCENARIOS) expect(stdout).toMatch(new RegExp(`^${name}\\s+\\d+`, "m"));
     expect(stdout).toMatch(/wrote .*results\.json and .*BENCHMARKS\.md/);
   });
