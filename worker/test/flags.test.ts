@@ -166,6 +166,14 @@ describe("GET /api/features/:name", () => {
     const res = await call(`/api/features/f?userId=${"u".repeat(257)}`);
     expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request" });
   });
+
+  it.each([["starting with a dash", "-f"], ["with a space", "f%20x"], ["over 128 characters", "f".repeat(129)]])(
+    "answers 400 invalid_request naming the name for a flag name %s",
+    async (_, name) => {
+      const res = await call(`/api/features/${name}?userId=u`);
+      expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request", error: expect.stringMatching(/^invalid path: name: /) });
+    },
+  );
 });
 
 describe("GET /api/features", () => {

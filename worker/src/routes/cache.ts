@@ -47,9 +47,11 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
   }
 
   return new Hono<AppEnv>()
-    // A hot route: one handler, validating inline (see `check`).
+    // A hot route: one handler, validating inline; a valid id is recognised by
+    // the schema's own pattern, anything else gets the schema's 400 (see flags.ts).
     .get("/api/products/:id", async (c) => {
-      const { id } = check("param", ProductParams, c.req.param());
+      const id = c.req.param("id");
+      if (!PRODUCT_ID_PATTERN.test(id)) check("param", ProductParams, { id });
       // Checked before the cache so a misconfigured deployment shows at once, not when entries expire.
       const originUrl = c.env.ORIGIN_URL;
       if (!originUrl) throw unavailable("the product origin is not configured (ORIGIN_URL is unset)");
