@@ -230,7 +230,7 @@ export function renderMarkdown(results: BenchResults, analysis?: string, soak?: 
     for (const { r, t } of missed) {
       lines.push(
         `- ${r.name} (${t.label}, measured ${t.detail}): ` +
-          (t.label.includes("×") ? `beyond its reference, the app runs its router and middleware, then ${r.beyondReference}.` : "see the scenario's KV operation counts and errors above."),
+          (t.label.includes("×") ? `beyond its reference, the app routes the request (Hono), then ${r.beyondReference}.` : "see the scenario's KV operation counts and errors above."),
       );
     }
     if (analysis) lines.push("", "The hand-written analysis below explains these figures.");
