@@ -9,9 +9,9 @@
  *   npm run bench -- --render    (rewrites BENCHMARKS.md from bench/results.json, e.g. after editing bench/analysis.md)
  *
  * `--only flag-eval,cache-hit` runs just those scenarios (`purge` for the purge),
- * to iterate on one endpoint. A partial run only prints its table: it writes
- * results and a report only where `--results`/`--report` say, so it never
- * replaces the committed full-run figures.
+ * to iterate on one endpoint. A partial or quick run only prints its table: it
+ * writes results and a report only where `--results`/`--report` say, so it
+ * never replaces the committed full-run figures.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -20,7 +20,19 @@ import autocannon, { type RequestStep } from "autocannon";
 import { flagKey, productKey, sessionKey } from "../worker/src/contract";
 import { ROOT } from "./build";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
-import { machineInfo, renderMarkdown, renderTable, REPORT_PATH, RESULTS_PATH, type BenchResults, type ScenarioResult, type Target } from "./lib/bench-report";
+import {
+  type BenchResults,
+  machineInfo,
+  renderMarkdown,
+  renderTable,
+  REPORT_PATH,
+  RESULTS_PATH,
+  type ScenarioResult,
+  SOAK_PATH,
+  type SoakResults,
+  type Target,
+} from "./lib/bench-report";
+import { measureStartup } from "./lib/startup";
 import { startBenchStack, type BenchStack, type KvOps } from "./lib/bench-stack";
 
 /** Hand-written analysis of the figures, quoted in BENCHMARKS.md under the generated tables. */
@@ -49,6 +61,9 @@ const FULL: Settings = { connections: 10, secondsPerRun: 5, rounds: 3, warmupSec
 /** Under a minute: checks that everything runs; its figures are indicative only. Seeding 5000 keys twice alone takes ~20 s. */
 const QUICK: Settings = { connections: 10, secondsPerRun: 1, rounds: 1, warmupSeconds: 0.5, countedRequests: 100, purgeKeys: 1000 };
 
+/** `wrangler check startup` runs per Worker: a profile holds a few samples, so the median of several is reported. */
+const STARTUP_RUNS = 7;
+
 const FLAG_COUNT = 100;
 const HOT_FLAG = "bench-flag-000";
 const flagName = (i: number) => `bench-flag-${String(i).padStart(3, "0")}`;
@@ -67,6 +82,8 @@ interface Scenario {
   referenceStep: RequestStep;
   /** Request against the app (production and counting workers). */
   step: RequestStep;
+  /** The same request against the plain-fetch reference (bench/plain.ts), for the read routes it serves. */
+  plainStep?: RequestStep;
   targets: Target[];
   /** What the endpoint does beyond its reference, after routing and middleware: quoted when a ratio target is missed. */
   beyondReference: string;
@@ -98,7 +115,8 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       reference: "one-get",
       referenceStep: { path: `/SESSIONS/${encodeURIComponent(sessionKey(fixtures.sessionId))}` },
       step: { path: `/sessions/${fixtures.sessionId}` },
-      targets: [ratioAtLeast(0.9, "one-get")],
+      plainStep: { path: `/sessions/${fixtures.sessionId}` },
+      targets: [ratioAtLeast(0.95, "one-get")],
       beyondReference: "decodes and validates the stored session, checks its expiry and re-serialises it",
     },
     {
@@ -121,6 +139,7 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       reference: "fixed-200",
       referenceStep: { path: "/", setupRequest: nextUser("/") },
       step: { path: `/api/features/${HOT_FLAG}`, setupRequest: nextUser(`/api/features/${HOT_FLAG}`) },
+      plainStep: { path: `/api/features/${HOT_FLAG}`, setupRequest: nextUser(`/api/features/${HOT_FLAG}`) },
       targets: [
         ratioAtLeast(0.8, "fixed-200"),
         kvOpsEqual(0, "no KV operation on the hot path"),
@@ -142,7 +161,8 @@ function scenarios(fixtures: { sessionId: string; adminToken: string }): Scenari
       reference: "one-get",
       referenceStep: { path: `/CACHE/${encodeURIComponent(productKey("bench-hit"))}` },
       step: { path: "/api/products/bench-hit" },
-      targets: [ratioAtLeast(0.9, "one-get"), originFetchesEqual(0, "no origin fetch")],
+      plainStep: { path: "/api/products/bench-hit" },
+      targets: [ratioAtLeast(0.95, "one-get"), originFetchesEqual(0, "no origin fetch")],
       beyondReference: "reads the value with its metadata and checks freshness",
     },
     {
@@ -176,25 +196,21 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       `driving ${list.length} scenarios: ${settings.rounds} round(s) × ${settings.secondsPerRun}s per worker, ` +
         `${settings.connections} connections, reference and app interleaved…`,
     );
-    const runs = new Map(list.map((s) => [s.name, { app: [] as Run[], reference: [] as Run[] }]));
+    const runs = new Map(list.map((s) => [s.name, { app: [] as Run[], reference: [] as Run[], plain: [] as Run[] }]));
     for (let roundIndex = 0; roundIndex < settings.rounds; roundIndex++) {
       for (const scenario of list) {
-        const reference = (seconds: number) => drive(stack.urls[scenario.reference], scenario.referenceStep, seconds, settings.connections);
-        const app = (seconds: number) => drive(stack.urls.production, scenario.step, seconds, settings.connections);
-        if (roundIndex === 0) {
-          await reference(settings.warmupSeconds);
-          await app(settings.warmupSeconds);
-        }
         const pair = runs.get(scenario.name)!;
-        // Alternate the order each round so that drift in machine load favours neither side.
-        if (roundIndex % 2 === 0) {
-          pair.reference.push(await reference(settings.secondsPerRun));
-          pair.app.push(await app(settings.secondsPerRun));
-        } else {
-          pair.app.push(await app(settings.secondsPerRun));
-          pair.reference.push(await reference(settings.secondsPerRun));
-        }
-        log(`  round ${roundIndex + 1} ${scenario.name}: ${summarise(pair.app.at(-1)!)} (${scenario.reference}: ${summarise(pair.reference.at(-1)!)})`);
+        const sides: [Run[], (seconds: number) => Promise<Run>][] = [
+          [pair.reference, (seconds) => drive(stack, stack.urls[scenario.reference], scenario.referenceStep, seconds, settings.connections)],
+          [pair.app, (seconds) => drive(stack, stack.urls.production, scenario.step, seconds, settings.connections)],
+        ];
+        const plainStep = scenario.plainStep;
+        if (plainStep) sides.push([pair.plain, (seconds) => drive(stack, stack.urls.plain, plainStep, seconds, settings.connections)]);
+        if (roundIndex === 0) for (const [, run] of sides) await run(settings.warmupSeconds);
+        // Reverse the order every other round so that drift in machine load favours no side.
+        for (const [into, run] of roundIndex % 2 === 0 ? sides : [...sides].reverse()) into.push(await run(settings.secondsPerRun));
+        const plain = pair.plain.length ? `, plain: ${summarise(pair.plain.at(-1)!)}` : "";
+        log(`  round ${roundIndex + 1} ${scenario.name}: ${summarise(pair.app.at(-1)!)} (${scenario.reference}: ${summarise(pair.reference.at(-1)!)}${plain})`);
       }
     }
 
@@ -202,6 +218,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       const pair = runs.get(scenario.name)!;
       const app = combine(pair.app);
       const reference = combine(pair.reference);
+      const plain = pair.plain.length ? combine(pair.plain) : null;
       const { kvOps, originPerRequest } = counted.get(scenario.name)!;
       return evaluate(
         {
@@ -214,6 +231,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
           errors: app.errors,
           referenceRequestsPerSecond: reference.requestsPerSecond,
           ratio: app.requestsPerSecond / reference.requestsPerSecond,
+          cpuUsPerRequest: app.cpuUsPerRequest,
+          referenceCpuUsPerRequest: reference.cpuUsPerRequest,
+          plainRequestsPerSecond: plain?.requestsPerSecond ?? null,
+          plainCpuUsPerRequest: plain?.cpuUsPerRequest ?? null,
           kvOpsPerRequest: kvOps,
           originFetchesPerRequest: originPerRequest,
           beyondReference: scenario.beyondReference,
@@ -228,6 +249,12 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       results.push(await benchPurge(stack, settings.purgeKeys));
     }
 
+    let startup: BenchResults["startup"] = null;
+    if (!options.quick && !options.only) {
+      log(`profiling startup with wrangler check startup (${STARTUP_RUNS} runs each, bundle and fixed-200 alternating)…`);
+      startup = await measureStartup(stack.bundlePath, STARTUP_RUNS, log);
+    }
+
     const output: BenchResults = {
       generatedAt: new Date().toISOString(),
       mode: options.quick ? "quick" : "full",
@@ -239,25 +266,35 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
         countedRequests: settings.countedRequests,
       },
       bundle: { sha256: stack.manifest.sha256, bytes: stack.manifest.bytes, gzipBytes: stack.manifest.gzipBytes },
+      startup,
       scenarios: results,
       durationSeconds: (Date.now() - started) / 1000,
     };
     log("");
     log(renderTable(output));
-    // A partial run must not replace the full run's committed figures: it writes only where told.
-    const resultsPath = options.resultsPath ?? (options.only ? undefined : RESULTS_PATH);
-    const reportPath = options.reportPath ?? (options.only ? undefined : REPORT_PATH);
+    const { resultsPath, reportPath } = outputPaths(options);
     if (resultsPath) await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
-    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis()));
+    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis(), (await readSoak()) ?? undefined));
     const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.name}: ${t.label} (${t.detail})`));
     log("");
     log(missed.length === 0 ? "all targets met" : `targets missed:\n  ${missed.join("\n  ")}`);
     const written = [resultsPath, reportPath].filter(Boolean);
-    log(`${written.length ? `wrote ${written.join(" and ")}` : "partial run (--only): wrote no files"} in ${output.durationSeconds.toFixed(0)}s`);
+    const why = options.only ? "partial run (--only)" : "quick run (--quick)";
+    log(`${written.length ? `wrote ${written.join(" and ")}` : `${why}: wrote no files`} in ${output.durationSeconds.toFixed(0)}s`);
     return output;
   } finally {
     await stack.dispose();
   }
+}
+
+/**
+ * Where a run writes. Only a full run replaces the committed figures
+ * (bench/results.json, BENCHMARKS.md); a partial (--only) or quick run writes
+ * only where --results/--report say.
+ */
+export function outputPaths(options: Pick<BenchOptions, "quick" | "only" | "resultsPath" | "reportPath">) {
+  const full = !options.quick && !options.only;
+  return { resultsPath: options.resultsPath ?? (full ? RESULTS_PATH : undefined), reportPath: options.reportPath ?? (full ? REPORT_PATH : undefined) };
 }
 
 async function seed(stack: BenchStack): Promise<{ sessionId: string }> {
@@ -284,16 +321,21 @@ async function call(url: string, init?: RequestInit): Promise<Response> {
 interface Run {
   requests: number;
   seconds: number;
+  /** workerd's CPU time during the run, in ms (null without /proc). */
+  cpuMs: number | null;
   p50Ms: number;
   p99Ms: number;
   errors: number;
 }
 
-async function drive(url: string, step: RequestStep, seconds: number, connections: number): Promise<Run> {
+async function drive(stack: BenchStack, url: string, step: RequestStep, seconds: number, connections: number): Promise<Run> {
+  const cpuBefore = stack.workerdCpuMs();
   const result = await autocannon({ url, connections, duration: seconds, timeout: 10, requests: [step] });
+  const cpuAfter = stack.workerdCpuMs();
   return {
     requests: result.requests.total,
     seconds: result.duration,
+    cpuMs: cpuBefore === undefined || cpuAfter === undefined ? null : cpuAfter - cpuBefore,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx + result.mismatches,
@@ -305,8 +347,10 @@ function combine(runs: Run[]) {
   const requests = runs.reduce((sum, r) => sum + r.requests, 0);
   const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
   const p50s = runs.map((r) => r.p50Ms).sort((a, b) => a - b);
+  const cpuMs = runs.every((r) => r.cpuMs !== null) ? runs.reduce((sum, r) => sum + r.cpuMs!, 0) : null;
   return {
     requestsPerSecond: requests / seconds,
+    cpuUsPerRequest: cpuMs === null || requests === 0 ? null : (cpuMs * 1000) / requests,
     p50Ms: p50s[Math.floor(p50s.length / 2)]!,
     p99Ms: Math.max(...runs.map((r) => r.p99Ms)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
@@ -392,6 +436,10 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
       errors: timed.errors + counted.errors,
       referenceRequestsPerSecond: null,
       ratio: null,
+      cpuUsPerRequest: null,
+      referenceCpuUsPerRequest: null,
+      plainRequestsPerSecond: null,
+      plainCpuUsPerRequest: null,
       kvOpsPerRequest: { read: mean("read"), write: mean("write"), delete: mean("delete"), list: mean("list") },
       originFetchesPerRequest: 0,
       beyondReference: "",
@@ -404,7 +452,14 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
   );
 }
 
-const readAnalysis = () => readFile(ANALYSIS_PATH, "utf8").catch(() => undefined);
+export const readAnalysis = () => readFile(ANALYSIS_PATH, "utf8").catch(() => undefined);
+const readSoak = async () => JSON.parse(await readFile(SOAK_PATH, "utf8").catch(() => "null")) as SoakResults | null;
+
+/** BENCHMARKS.md from the committed results, soak figures and analysis. */
+export async function renderMarkdownFromFiles(resultsPath = RESULTS_PATH): Promise<string> {
+  const results = JSON.parse(await readFile(resultsPath, "utf8")) as BenchResults;
+  return renderMarkdown(results, await readAnalysis(), (await readSoak()) ?? undefined);
+}
 
 /** Every scenario also has the "0 errors" target. */
 function evaluate(result: ScenarioResult, targets: Target[]): ScenarioResult {
@@ -432,9 +487,8 @@ if (isMain(import.meta.url)) {
     const unknown = only?.filter((name) => !(SCENARIO_NAMES as readonly string[]).includes(name));
     if (unknown?.length) throw new CliError(`--only: unknown scenario ${unknown.join(", ")}; choose from ${SCENARIO_NAMES.join(", ")}`);
     if (values.render) {
-      const results = JSON.parse(await readFile(values.results ?? RESULTS_PATH, "utf8")) as BenchResults;
-      await writeFile(values.report ?? REPORT_PATH, renderMarkdown(results, await readAnalysis()));
-      console.log(`rendered ${values.report ?? REPORT_PATH} from ${values.results ?? RESULTS_PATH} (${results.generatedAt})`);
+      await writeFile(values.report ?? REPORT_PATH, await renderMarkdownFromFiles(values.results));
+      console.log(`rendered ${values.report ?? REPORT_PATH} from ${values.results ?? RESULTS_PATH} and ${SOAK_PATH}`);
       return;
     }
     const output = await runBench({ quick: values.quick, only, resultsPath: values.results, reportPath: values.report });

@@ -5,12 +5,15 @@
  * - `production`: dist's bundle, unwrapped — throughput figures come from it;
  * - `counting`:   the same app behind bench/entry.ts, which counts KV operations;
  * - `fixed-200`:  the runtime's ceiling;
- * - `one-get`:    the ceiling for a KV-bound endpoint (exactly one KV get).
+ * - `one-get`:    the ceiling for a KV-bound endpoint (exactly one KV get);
+ * - `plain`:      the read routes as a plain fetch handler on the app's own
+ *                 stores (bench/plain.ts): what the framework costs.
  *
  * Each worker listens on its own loopback port (a direct socket, bypassing
  * Miniflare's routing worker), and a node:http origin stub answers cache misses.
  */
 import { once } from "node:events";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -19,17 +22,18 @@ import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS, type KvBinding } 
 import { build, ROOT, type Manifest } from "../build";
 
 export const BENCH_OUT = join(ROOT, "bench/.out");
-export const WORKER_NAMES = ["production", "counting", "fixed-200", "one-get"] as const;
+export const WORKER_NAMES = ["production", "counting", "fixed-200", "one-get", "plain"] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 export type OpKind = "read" | "write" | "delete" | "list";
 export type KvOps = Record<OpKind, number>;
 
-const FIXED_200 = `export default {
+/** The runtime's ceiling: a fixed 200 (also the startup profile's reference and bench/compare.ts's). */
+export const FIXED_200 = `export default {
   fetch: () => new Response('{"ok":true}', { headers: { "content-type": "application/json" } }),
 };`;
 
 /** GET /<BINDING>/<key>: one KV get, the raw value back as JSON. */
-const ONE_GET = `export default {
+export const ONE_GET = `export default {
   async fetch(request, env) {
     const [, binding, key] = new URL(request.url).pathname.split("/");
     const value = await env[binding].get(decodeURIComponent(key));
@@ -39,10 +43,14 @@ const ONE_GET = `export default {
 
 export interface BenchStack {
   urls: Record<WorkerName, string>;
+  /** The production bundle the bench serves (bench/.out/worker.js). */
+  bundlePath: string;
   adminToken: string;
   manifest: Manifest;
   /** Origin requests served so far (cache misses reaching the stub). */
   originHits(): number;
+  /** CPU time workerd has used so far, in ms (user + system; undefined where /proc is not available). */
+  workerdCpuMs(): number | undefined;
   kvOps(): Promise<{ requests: number; ops: KvOps }>;
   resetKvOps(): Promise<void>;
   /** Writes `count` keys `${prefix}${from..}` from inside workerd, not counted. */
@@ -54,6 +62,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
   log("building the production bundle and the counting entry…");
   const manifest = await build({ outfile: join(BENCH_OUT, "worker.js"), log });
   await build({ entry: join(ROOT, "bench/entry.ts"), outfile: join(BENCH_OUT, "counting.js"), log });
+  await build({ entry: join(ROOT, "bench/plain.ts"), outfile: join(BENCH_OUT, "plain.js"), log });
 
   let originHits = 0;
   const origin = createServer((request, response) => {
@@ -82,6 +91,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
       { name: "counting", scriptPath: join(BENCH_OUT, "counting.js"), bindings, ...shared },
       { name: "fixed-200", script: FIXED_200, ...shared },
       { name: "one-get", script: ONE_GET, ...shared },
+      { name: "plain", scriptPath: join(BENCH_OUT, "plain.js"), bindings, ...shared },
     ],
   });
   try {
@@ -90,6 +100,7 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
     origin.close();
     throw error;
   }
+  const workerdPid = childPid("workerd");
   const urls = Object.fromEntries(
     await Promise.all(WORKER_NAMES.map(async (name) => [name, (await mf.unsafeGetDirectURL(name)).origin])),
   ) as Record<WorkerName, string>;
@@ -98,9 +109,11 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
   const benchRoute = (path: string, init?: RequestInit) => fetch(`${urls.counting}/__bench/${path}`, init).then(ok);
   return {
     urls,
+    bundlePath: join(BENCH_OUT, "worker.js"),
     adminToken,
     manifest,
     originHits: () => originHits,
+    workerdCpuMs: () => processCpuMs(workerdPid),
     kvOps: async () => (await (await benchRoute("kv-ops")).json()) as { requests: number; ops: KvOps },
     resetKvOps: async () => void (await benchRoute("kv-ops", { method: "DELETE" })),
     async seed(binding, prefix, count) {
@@ -114,6 +127,52 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
       await mf.dispose();
       await new Promise<void>((resolve) => closeServer(origin, resolve));
     },
+  };
+}
+
+/**
+ * The pid of this process's child named `name` (Miniflare spawns workerd), from
+ * /proc; undefined elsewhere. CPU time per request is steadier than req/s on a
+ * shared machine: waiting for a core does not count.
+ */
+export function childPid(name: string): number | undefined {
+  try {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = readStat(Number(entry));
+      if (stat?.ppid === process.pid && stat.comm === name) return Number(entry);
+    }
+  } catch {
+    // No /proc: CPU figures are left out.
+  }
+  return undefined;
+}
+
+/** User + system CPU time of `pid` in ms. */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  const stat = pid === undefined ? undefined : readStat(pid);
+  return stat && ((stat.utime + stat.stime) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Linux's USER_HZ, 100 on every mainstream architecture. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** Fields of /proc/<pid>/stat (see proc(5)); the command name may hold spaces, so fields count from its closing parenthesis. */
+export function readStat(pid: number): { comm: string; ppid: number; utime: number; stime: number; rssPages: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const close = text.lastIndexOf(")");
+  const fields = text.slice(close + 2).split(" ");
+  return {
+    comm: text.slice(text.indexOf("(") + 1, close),
+    ppid: Number(fields[1]),
+    utime: Number(fields[11]),
+    stime: Number(fields[12]),
+    rssPages: Number(fields[21]),
   };
 }
 

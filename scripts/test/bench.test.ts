@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
+import { outputPaths } from "../bench";
 import { type BenchResults, REPORT_PATH, RESULTS_PATH } from "../lib/bench-report";
 
 // Only checks that the benchmark runs end to end and reports; its figures are not asserted.
@@ -21,7 +22,9 @@ describe("npm run bench -- --quick", () => {
   const SCENARIOS = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge-1000"];
 
   it("prints the table with every scenario", () => {
-    expect(stdout).toMatch(/^scenario\s+req\/s\s+p50 ms\s+p99 ms\s+errors\s+reference req\/s\s+ratio\s+KV r\/w\/d\/l per req\s+targets$/m);
+    expect(stdout).toMatch(
+      /^scenario\s+req\/s\s+p50 ms\s+p99 ms\s+errors\s+reference req\/s\s+ratio\s+plain req\/s \(app ÷ plain\)\s+CPU µs\/req app \/ ref \/ plain\s+KV r\/w\/d\/l per req\s+targets$/m,
+    );
     for (const name of SCENARIOS) expect(stdout).toMatch(new RegExp(`^${name}\\s+\\d+`, "m"));
     expect(stdout).toMatch(/wrote .*results\.json and .*BENCHMARKS\.md/);
   });
@@ -38,6 +41,25 @@ describe("npm run bench -- --quick", () => {
     expect(report).toMatch(/^# Benchmarks/);
     expect(report).toContain(results.machine.cpu);
     expect(report).toContain("| flag-eval |");
+  });
+
+  it("drives the plain-fetch reference and measures workerd's CPU per request for the read routes", async () => {
+    const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8")) as BenchResults;
+    for (const name of ["session-read", "flag-eval", "cache-hit"]) {
+      const s = results.scenarios.find((r) => r.name === name)!;
+      expect(s.plainRequestsPerSecond).toBeGreaterThan(0);
+      expect(s.cpuUsPerRequest).toBeGreaterThan(0);
+      expect(s.plainCpuUsPerRequest).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe("where a bench run writes", () => {
+  it("replaces the committed results and report only on a full run", () => {
+    expect(outputPaths({})).toEqual({ resultsPath: RESULTS_PATH, reportPath: REPORT_PATH });
+    expect(outputPaths({ quick: true })).toEqual({ resultsPath: undefined, reportPath: undefined });
+    expect(outputPaths({ only: ["flag-eval"] })).toEqual({ resultsPath: undefined, reportPath: undefined });
+    expect(outputPaths({ quick: true, resultsPath: "/tmp/r.json" })).toEqual({ resultsPath: "/tmp/r.json", reportPath: undefined });
   });
 });
 

@@ -28,7 +28,9 @@ export const PurgeQuery = v.object({
 export const FlagParams = v.object({
   name: v.pipe(v.string(), v.regex(FLAG_NAME_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit")),
 });
-export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), v.maxLength(256))) });
+/** The longest userId an evaluation accepts. */
+export const USER_ID_MAX_LENGTH = 256;
+export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), v.maxLength(USER_ID_MAX_LENGTH))) });
 
 /**
  * An OpenFeature evaluation context. `targetingKey` is the user id the rules

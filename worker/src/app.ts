@@ -1,9 +1,9 @@
+import type { MiddlewareHandler } from "hono";
 import { Hono } from "hono/tiny";
 import { bodyLimit } from "hono/body-limit";
-import { methodNotAllowed } from "hono/method-not-allowed";
-import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./env";
 import { ApiError, errorResponse } from "./errors";
+import { withSecurityHeaders } from "./respond";
 import { cacheRoutes } from "./routes/cache";
 import { flagRoutes } from "./routes/flags";
 import { healthRoutes } from "./routes/health";
@@ -27,57 +27,78 @@ export type Deps = Required<AppOptions>;
 /** Any request body larger than this is refused with 413. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-/** secureHeaders' options: nosniff, HSTS and no-referrer; the rest guard HTML documents, which this API never serves. */
-const JSON_API_HEADERS = {
-  xContentTypeOptions: true,
-  strictTransportSecurity: true,
-  referrerPolicy: true,
-  crossOriginEmbedderPolicy: false,
-  crossOriginResourcePolicy: false,
-  crossOriginOpenerPolicy: false,
-  originAgentCluster: false,
-  xDnsPrefetchControl: false,
-  xDownloadOptions: false,
-  xFrameOptions: false,
-  xPermittedCrossDomainPolicies: false,
-  xXssProtection: false,
-  // Nothing here sets X-Powered-By; removing it is one more runtime call per response.
-  removePoweredBy: false,
-};
+/**
+ * Methods whose requests may carry a body on a registered route. GET and HEAD
+ * requests have none, so the body limit is not a layer on the read routes;
+ * requests with any other method reach `notFound`, which applies it too.
+ */
+const BODY_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
  * The Worker's Hono app. Bindings are read from `c.env` on every request, never
  * captured, so a caller may pass wrapped KV bindings; in-isolate state (the
  * flag cache, origin fetches in flight) belongs to this one instance.
+ *
+ * No middleware runs on every request (bench/analysis.md: each layer is an
+ * async step in Hono's compose, and on the hot routes they cost more than the
+ * route itself). A route with a single handler takes Hono's dispatch without
+ * compose; each protection sits where it applies instead:
+ * - security headers: in the responses of ./respond, and set by `fetch` below
+ *   on any other response, so routes added later with `c.json` get them too;
+ * - body limit: on methods that carry a body, and in `notFound`;
+ * - 405 with Allow: in `notFound`, the only place an unmatched method ends up.
  */
 export function createApp(options: AppOptions = {}) {
   const deps: Deps = { originTimeoutMs: 5000, kvTimeoutMs: 3000, now: Date.now, revokePageSize: REVOKE_PAGE_SIZE, ...options };
   const app = new Hono<AppEnv>();
-  app.use(
-    // Only the headers that matter for a JSON API: each header set is a call
-    // into the runtime, and the defaults (a dozen, aimed at HTML documents)
-    // cost about a quarter of the runtime's ceiling on a hot route (BENCHMARKS.md).
-    secureHeaders(JSON_API_HEADERS),
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new ApiError(413, "payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
-    methodNotAllowed({
-      app,
-      onMethodNotAllowed: (c, allowed) => {
-        throw new ApiError(405, "method_not_allowed", `${c.req.method} is not allowed here`, { Allow: allowed.join(", ") });
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new ApiError(413, "payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+    },
+  });
+  app.on(BODY_METHODS, "*", limitBody);
   app.route("/", healthRoutes());
   app.route("/", sessionRoutes(deps));
   app.route("/", userSessionRoutes(deps));
   app.route("/", cacheRoutes(deps));
   app.route("/", flagRoutes(deps));
   app.route("/", openApiRoutes());
-  app.notFound((c) => errorResponse(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`), c));
+
+  const allowedMethods = allowedMethodsOf(app, limitBody);
+  app.notFound(async (c) => {
+    // Any method, any path: a body over the limit is a 413 before anything else.
+    await limitBody(c, async () => {});
+    const allowed = allowedMethods(c.req.path);
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
+      throw new ApiError(405, "method_not_allowed", `${c.req.method} is not allowed here`, { Allow: allowed.join(", ") });
+    }
+    throw new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`);
+  });
   app.onError(errorResponse);
+
+  const dispatch = app.fetch;
+  // A handler that answers synchronously (a cached flag) stays synchronous: no promise, no microtask.
+  app.fetch = (request, env, executionCtx) => {
+    const res = dispatch(request, env, executionCtx);
+    return res instanceof Promise ? res.then(withSecurityHeaders) : withSecurityHeaders(res);
+  };
   return app;
+}
+
+/**
+ * The methods registered for a path (GET implies HEAD), from the app's own
+ * router, leaving out `middleware` (registered for every path): read only on
+ * the not-found path, so matched requests pay nothing for it.
+ */
+function allowedMethodsOf(app: Hono<AppEnv>, middleware: MiddlewareHandler<AppEnv>) {
+  let methods: string[] | undefined;
+  return (path: string): string[] => {
+    methods ??= [...new Set(app.routes.filter((r) => r.handler !== middleware && r.method !== "ALL").map((r) => r.method))];
+    const allowed = methods.filter((method) =>
+      app.router.match(method, path)[0].some(([[handler, route]]) => handler !== middleware && route.method === method),
+    );
+    if (allowed.includes("GET")) allowed.splice(allowed.indexOf("GET") + 1, 0, "HEAD");
+    return allowed;
+  };
 }

@@ -13,7 +13,21 @@ const utf8 = new TextEncoder();
  * was an async call into the runtime on every evaluation of the hottest
  * route (bench/analysis.md). A bucket needs uniformity, not secrecy.
  */
-export const bucketOf = (flag: string, userId: string): number => murmurHash3(utf8.encode(`${flag}:${userId}`)) % BUCKETS;
+export const bucketOf = (flag: string, userId: string): number => murmurHash3(utf8Bytes(`${flag}:${userId}`)) % BUCKETS;
+
+/** Reused for ASCII keys (flag names always are, user ids nearly always): no allocation, no call into the runtime. */
+const asciiBuffer = new Uint8Array(1024);
+
+/** The UTF-8 bytes of `text`; an ASCII string's are its char codes, copied without TextEncoder. */
+function utf8Bytes(text: string): Uint8Array {
+  if (text.length > asciiBuffer.length) return utf8.encode(text);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return utf8.encode(text);
+    asciiBuffer[i] = code;
+  }
+  return asciiBuffer.subarray(0, text.length);
+}
 
 /** MurmurHash3_x86_32 (Austin Appleby's reference, public domain) of `bytes`, as an unsigned integer. */
 export function murmurHash3(bytes: Uint8Array, seed = 0): number {

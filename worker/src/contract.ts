@@ -85,6 +85,18 @@ export const CACHE_STALE_SECONDS = 86_400;
  */
 export const FLAG_ISOLATE_TTL_SECONDS = 30;
 
+/**
+ * KV's `cacheTtl` on reads: how long a location's edge cache may answer a read
+ * without asking KV's central store again (KV's default is 60 s, its minimum
+ * 30 s). The staleness each API accepts decides it (README, "Read caching"):
+ * sessions and flags take the minimum, so a logout or a flag change reaches
+ * every location sooner than KV's default; a cached product carries its own
+ * freshness in its metadata, so it takes its freshness window
+ * (CACHE_TTL_SECONDS), see the cache store.
+ */
+export const KV_MIN_CACHE_TTL_SECONDS = 30;
+export const READ_CACHE_TTL = { session: KV_MIN_CACHE_TTL_SECONDS, flag: KV_MIN_CACHE_TTL_SECONDS } as const;
+
 /** Clamp a configured TTL into [min, max]; falls back to the default when unset or not a number. */
 export function ttlFrom(raw: string | number | undefined, bounds: { default: number; min: number; max: number }): number {
   const n = typeof raw === "number" ? raw : raw === undefined || raw === "" ? NaN : Number(raw);

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { OFREP_ERROR_CODES, type OfrepErrorCode } from "./api-schemas";
+import { json } from "./respond";
 
 /** Machine codes of the error envelope, by HTTP status. */
 const CODES: Partial<Record<number, string>> = {
@@ -40,13 +41,13 @@ export const unavailable = (message: string) =>
  */
 export function errorResponse(err: Error, c: Context) {
   if (c.req.path.startsWith(OFREP_PATH)) return ofrepErrorResponse(err, c);
-  if (err instanceof ApiError) return c.json({ error: err.message, code: err.code }, err.status, err.headers);
+  if (err instanceof ApiError) return json({ error: err.message, code: err.code }, err.status, err.headers);
   if (err instanceof HTTPException && err.status < 500) {
     const status = err.status as ContentfulStatusCode;
-    return c.json({ error: err.message || "request rejected", code: CODES[status] ?? "invalid_request" }, status);
+    return json({ error: err.message || "request rejected", code: CODES[status] ?? "invalid_request" }, status);
   }
   console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
-  return c.json({ error: "internal error", code: "internal_error" }, 500);
+  return json({ error: "internal error", code: "internal_error" }, 500);
 }
 
 /** Where OpenFeature's remote evaluation protocol is served; its clients read OFREP's error shape. */
@@ -64,12 +65,12 @@ function ofrepErrorResponse(err: Error, c: Context) {
   const key = encodedKey === undefined ? {} : { key: safeDecode(encodedKey) };
   if (!(err instanceof ApiError) && !(err instanceof HTTPException && err.status < 500)) {
     console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
-    return c.json({ ...key, errorCode: "GENERAL", errorDetails: "internal error" }, 500);
+    return json({ ...key, errorCode: "GENERAL", errorDetails: "internal error" }, 500);
   }
   const own = err instanceof ApiError && (OFREP_ERROR_CODES as readonly string[]).includes(err.code);
   const errorCode: OfrepErrorCode = own ? (err.code as OfrepErrorCode) : err.status === 400 ? "PARSE_ERROR" : "GENERAL";
   const headers = err instanceof ApiError ? err.headers : {};
-  return c.json({ ...key, errorCode, errorDetails: err.message || "request rejected" }, err.status as ContentfulStatusCode, headers);
+  return json({ ...key, errorCode, errorDetails: err.message || "request rejected" }, err.status as ContentfulStatusCode, headers);
 }
 
 function safeDecode(segment: string): string {

@@ -2,6 +2,9 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { Hono } from "hono/tiny";
+import { createApp } from "../src/app";
+import type { AppEnv } from "../src/env";
 import { admin, appClient, call, errorOf, jsonInit, rateLimitedPuts, withFaults } from "./helpers";
 
 beforeEach(() => reset());
@@ -33,6 +36,32 @@ describe("routing and the error envelope", () => {
       expect(res.headers.get("Referrer-Policy")).toBe("no-referrer");
       // Headers for HTML documents cost a runtime call each and protect nothing here.
       expect(res.headers.get("X-Frame-Options")).toBeNull();
+    }
+  });
+
+  it("keeps every protection for a route mounted later with app.route and answering with c.json", async () => {
+    const app = createApp();
+    app.route("/", new Hono<AppEnv>().get("/extra/:id", (c) => c.json({ id: c.req.param("id") })));
+    const request = (path: string, init?: RequestInit) => app.fetch(new Request(`http://worker.test${path}`, init), env);
+    const ok = await request("/extra/1");
+    expect(await ok.json()).toEqual({ id: "1" });
+    expect(ok.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(ok.headers.get("Referrer-Policy")).toBe("no-referrer");
+    const head = await request("/extra/1", { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("Strict-Transport-Security")).toMatch(/^max-age=\d+/);
+    const post = await request("/extra/1", { method: "POST" });
+    expect(await errorOf(post)).toMatchObject({ status: 405, code: "method_not_allowed" });
+    expect(post.headers.get("Allow")).toBe("GET, HEAD");
+    const big = await request("/extra/1", { method: "PUT", body: "x".repeat(17 * 1024) });
+    expect(await errorOf(big)).toMatchObject({ status: 413, code: "payload_too_large" });
+  });
+
+  it("answers 413 to a body over 16 KiB whatever the method, even one no route has", async () => {
+    for (const method of ["PURGE", "PATCH", "OPTIONS"]) {
+      const res = await call("/sessions/x", { method, body: "x".repeat(17 * 1024) });
+      expect(await errorOf(res)).toMatchObject({ status: 413, code: "payload_too_large" });
+      expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
     }
   });
 

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { bucketOf, murmurHash3 } from "../src/bucketing";
 import type { Flag } from "../src/contract";
@@ -92,5 +93,19 @@ describe("evaluateFlag", () => {
     const at = (percentage: number) => evaluateFlag("f", { enabled: true, percentage }, "user-1");
     expect(at(bucket / 100).enabled).toBe(false);
     expect(at((bucket + 1) / 100).enabled).toBe(true);
+  });
+});
+
+describe("bucketOf's bytes", () => {
+  // ASCII keys skip TextEncoder; any key must still hash its UTF-8 bytes.
+  it("hashes the UTF-8 bytes of <flag>:<userId> for ASCII, non-ASCII and over-long user ids alike", () => {
+    const reference = (flag: string, userId: string) => murmurHash3(utf8.encode(`${flag}:${userId}`)) % 10_000;
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: "binary", maxLength: 40 }), fc.string({ minLength: 1020, maxLength: 1100 })), (flag, userId) => {
+        expect(bucketOf(flag, userId)).toBe(reference(flag, userId));
+      }),
+      { numRuns: 200 },
+    );
+    for (const userId of ["élodie", "用户-1", "😀", "a".repeat(2000), "u-1"]) expect(bucketOf("checkout", userId)).toBe(reference("checkout", userId));
   });
 });

@@ -62,6 +62,15 @@ describe("GET /api/products/:id", () => {
     expect(urls).toEqual([]);
   });
 
+  it("reads a product with KV's cacheTtl set to its freshness window, CACHE_TTL_SECONDS", async () => {
+    stubOrigin(productJson("lamp"));
+    const { kv, options } = countingKv(env.CACHE);
+    await appClient({}, { CACHE: kv })("/api/products/p1");
+    await appClient({}, { CACHE: kv, CACHE_TTL_SECONDS: "120" })("/api/products/p1");
+    expect(options[0]).toEqual({ type: "text", cacheTtl: 300 });
+    expect(options.at(-1)).toEqual({ type: "text", cacheTtl: 120 });
+  });
+
   it("takes the TTL from CACHE_TTL_SECONDS but never below KV's 60 s minimum", async () => {
     stubOrigin(productJson("lamp"));
     await appClient({}, { CACHE_TTL_SECONDS: "120" })("/api/products/a");

@@ -1,10 +1,11 @@
 import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { encodeFlag, type Flag, flagKey } from "../src/contract";
-import { admin, appClient, call, countingKv, errorOf, jsonInit } from "./helpers";
+import { admin, appClient, call, countingKv, errorOf, jsonInit, withFaults } from "./helpers";
 
 beforeEach(() => reset());
+afterEach(() => vi.restoreAllMocks());
 
 const put = (name: string, flag: unknown, request = call) => request(`/api/features/${name}`, jsonInit("PUT", flag, admin));
 const evaluate = async (name: string, query = "", request = call) =>
@@ -118,6 +119,37 @@ describe("GET /api/features/:name", () => {
     expect(calls).toEqual(["get flag:hot", "get flag:hot"]);
   });
 
+  it("reads a flag with KV's minimum cacheTtl (30 s), so a change reaches every location within 30 s + 30 s", async () => {
+    const { kv, calls, options } = countingKv(env.CONFIG);
+    await evaluate("hot", "", appClient({}, { CONFIG: kv }));
+    expect(calls).toEqual(["get flag:hot"]);
+    expect(options).toEqual([{ cacheTtl: 30 }]);
+  });
+
+  it("shares one KV read among concurrent first evaluations of an uncached flag", async () => {
+    await put("shared", { enabled: true, percentage: 100 });
+    const { kv, calls } = countingKv(env.CONFIG);
+    const request = appClient({}, { CONFIG: kv });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => evaluate("shared", `?userId=u${i}`, request)));
+    expect(calls).toEqual(["get flag:shared"]);
+    expect(results.map((r) => r.reason)).toEqual(Array(20).fill("SPLIT"));
+  });
+
+  it("does not keep a failed shared read: its callers get 503 and the next evaluation reads again", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await put("flaky", { enabled: true });
+    let reads = 0;
+    const flaky = withFaults(env.CONFIG, {
+      get: (...args: unknown[]) => (++reads === 1 ? Promise.reject(new Error("KV down")) : env.CONFIG.get(...(args as [string]))),
+    });
+    const request = appClient({}, { CONFIG: flaky });
+    const failed = await Promise.all(Array.from({ length: 5 }, () => request("/api/features/flaky")));
+    expect(failed.map((r) => r.status)).toEqual(Array(5).fill(503));
+    expect(reads).toBe(1);
+    expect(await evaluate("flaky", "", request)).toMatchObject({ enabled: true, reason: "STATIC" });
+    expect(reads).toBe(2);
+  });
+
   it("caches a missing flag too, so unknown names cost one KV read per isolate TTL", async () => {
     const { kv, calls } = countingKv(env.CONFIG);
     const request = appClient({}, { CONFIG: kv });
@@ -134,6 +166,14 @@ describe("GET /api/features/:name", () => {
     const res = await call(`/api/features/f?userId=${"u".repeat(257)}`);
     expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request" });
   });
+
+  it.each([["starting with a dash", "-f"], ["with a space", "f%20x"], ["over 128 characters", "f".repeat(129)]])(
+    "answers 400 invalid_request naming the name for a flag name %s",
+    async (_, name) => {
+      const res = await call(`/api/features/${name}?userId=u`);
+      expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request", error: expect.stringMatching(/^invalid path: name: /) });
+    },
+  );
 });
 
 describe("GET /api/features", () => {

@@ -28,9 +28,10 @@ export function appClient(options: AppOptions = {}, overrides: Partial<Env> = {}
   return (path: string, init?: RequestInit) => fetchApp(new Request(`${BASE}${path}`, init));
 }
 
-/** Wraps a KV binding and records every operation made through it, e.g. "get flag:x". */
+/** Wraps a KV binding and records every operation made through it, e.g. "get flag:x", and each one's options (second argument). */
 export function countingKv(kv: KVNamespace) {
   const calls: string[] = [];
+  const options: unknown[] = [];
   const wrapped = new Proxy(kv, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
@@ -38,11 +39,12 @@ export function countingKv(kv: KVNamespace) {
       return (...args: unknown[]) => {
         const [first] = args;
         calls.push(`${String(prop)} ${typeof first === "string" ? first : JSON.stringify(first)}`);
+        options.push(args[1]);
         return value.apply(target, args);
       };
     },
   });
-  return { kv: wrapped, calls };
+  return { kv: wrapped, calls, options };
 }
 
 export async function errorOf(res: Response): Promise<{ status: number; error: string; code: string }> {

@@ -160,6 +160,14 @@ describe("GET /sessions/:id", () => {
     },
   );
 
+  it("reads a session with KV's minimum cacheTtl (30 s), so a logout reaches every location within about 30 s", async () => {
+    const { sessionId } = await createSession(alice);
+    const { kv, calls, options } = countingKv(env.SESSIONS);
+    expect((await appClient({}, { SESSIONS: kv })(`/sessions/${sessionId}`)).status).toBe(200);
+    expect(calls).toEqual([`get session:${sessionId}`]);
+    expect(options).toEqual([{ cacheTtl: 30 }]);
+  });
+
   it("answers 404 once the session's TTL has passed, before KV has evicted it", async () => {
     const { sessionId } = await createSession({ ...alice, ttlSeconds: 60 });
     expect((await appClient({ now: () => Date.now() + 59_000 })(`/sessions/${sessionId}`)).status).toBe(200);

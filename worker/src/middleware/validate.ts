@@ -27,10 +27,19 @@ export function validate<T extends Target, S extends v.GenericSchema>(
     if (target === "json" && (typeof value !== "object" || value === null || Array.isArray(value))) {
       throw new ApiError(400, "invalid_request", "request body must be a JSON object");
     }
-    const parsed = v.safeParse(schema, value);
-    if (!parsed.success) throw new ApiError(400, "invalid_request", `invalid ${WHAT[target]}: ${describeIssues(parsed.issues.map(readable))}`);
-    return parsed.output;
+    return check(target, schema, value);
   }) as MiddlewareHandler;
+}
+
+/**
+ * The same check inside a handler, for the hot read routes: a validator is a
+ * middleware layer of its own, and a route with one handler skips Hono's
+ * compose (bench/analysis.md). Throws the same 400 as `validate`.
+ */
+export function check<S extends v.GenericSchema>(target: Target, schema: S, value: unknown): v.InferOutput<S> {
+  const parsed = v.safeParse(schema, value);
+  if (!parsed.success) throw new ApiError(400, "invalid_request", `invalid ${WHAT[target]}: ${describeIssues(parsed.issues.map(readable))}`);
+  return parsed.output;
 }
 
 /**

@@ -1,13 +1,14 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { ProductParams, PurgeQuery } from "../api-schemas";
-import { CACHE_TTL, ttlFrom } from "../contract";
+import { CACHE_TTL, PRODUCT_ID_PATTERN, ttlFrom } from "../contract";
 import { setBounded } from "../bounded-map";
 import { openCursor, signCursor } from "../purge-cursor";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
 import { requireAdmin } from "../middleware/admin";
-import { validate } from "../middleware/validate";
+import { check, validate } from "../middleware/validate";
+import { json, jsonHeaders, jsonText } from "../respond";
 import { cacheStore, type CachedProduct } from "../stores/cache";
 import type { Deps } from "../app";
 
@@ -39,33 +40,37 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
   }
 
   return new Hono<AppEnv>()
-    .get("/api/products/:id", validate("param", ProductParams), async (c) => {
-      const { id } = c.req.valid("param");
+    // A hot route: one handler, validating inline; a valid id is recognised by
+    // the schema's own pattern, anything else gets the schema's 400 (see flags.ts).
+    .get("/api/products/:id", async (c) => {
+      const id = c.req.param("id");
+      if (!PRODUCT_ID_PATTERN.test(id)) check("param", ProductParams, { id });
       // Checked before the cache so a misconfigured deployment shows at once, not when entries expire.
       const originUrl = c.env.ORIGIN_URL;
       if (!originUrl) throw unavailable("the product origin is not configured (ORIGIN_URL is unset)");
       const store = cacheStore(c.env.CACHE, kvTimeoutMs);
-      const cached = await store.get(id);
-      if (cached && now() < freshUntil(cached)) return product(c, cached.body, "HIT");
-      if (cached && now() < (retryAt.get(id) ?? 0)) return product(c, cached.body, "STALE");
+      const ttlSeconds = ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL);
+      const cached = await store.get(id, ttlSeconds);
+      if (cached && now() < freshUntil(cached)) return product(cached.body, "HIT");
+      if (cached && now() < (retryAt.get(id) ?? 0)) return product(cached.body, "STALE");
 
       let pending = inFlight.get(id);
       if (!pending) {
-        pending = refresh(store, originUrl, id, ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL)).finally(() => inFlight.delete(id));
+        pending = refresh(store, originUrl, id, ttlSeconds).finally(() => inFlight.delete(id));
         inFlight.set(id, pending);
         keepAlive(c, pending);
       }
       const answer = await pending;
       if (answer.kind === "failed") setBounded(retryAt, id, now() + ORIGIN_RETRY_AFTER_MS, MAX_REMEMBERED_FAILURES);
       else retryAt.delete(id);
-      if (answer.kind === "found") return product(c, answer.body, "MISS");
+      if (answer.kind === "found") return product(answer.body, "MISS");
       if (answer.kind === "missing") throw new ApiError(404, "not_found", `the origin has no product ${id}`);
-      if (cached) return product(c, cached.body, "STALE");
+      if (cached) return product(cached.body, "STALE");
       throw new ApiError(502, "origin_error", `the origin could not supply product ${id}: ${answer.reason}`);
     })
     .delete("/api/products/:id/cache", requireAdmin(), validate("param", ProductParams), async (c) => {
       await cacheStore(c.env.CACHE, kvTimeoutMs).delete(c.req.valid("param").id);
-      return c.json({ invalidated: true });
+      return json({ invalidated: true });
     })
     // One bounded page per call (a Worker invocation may make 1000 KV operations);
     // the caller repeats with the returned cursor until `complete` (npm run purge does).
@@ -78,8 +83,8 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
         throw new ApiError(400, "invalid_request", "invalid query string: cursor: is not one this API returned for this prefix");
       }
       const page = await cacheStore(c.env.CACHE, kvTimeoutMs).purgePage(prefix, kvCursor);
-      if (!page.cursor) return c.json({ deleted: page.deleted, complete: true });
-      return c.json({ deleted: page.deleted, complete: false, cursor: await signCursor(secret, prefix, page.cursor) });
+      if (!page.cursor) return json({ deleted: page.deleted, complete: true });
+      return json({ deleted: page.deleted, complete: false, cursor: await signCursor(secret, prefix, page.cursor) });
     });
 }
 
@@ -97,8 +102,12 @@ export function keepAlive(c: Context<AppEnv>, work: Promise<unknown>) {
 
 const freshUntil = (entry: CachedProduct) => entry.fetchedAt + entry.ttlSeconds * 1000;
 
-const product = (c: Context<AppEnv>, body: string, cache: "HIT" | "MISS" | "STALE") =>
-  c.body(body, 200, { "Content-Type": "application/json; charset=utf-8", "X-Cache": cache });
+type CacheStatus = "HIT" | "MISS" | "STALE";
+/** One header set per X-Cache value, built once per isolate. */
+const PRODUCT_HEADERS = Object.fromEntries(
+  (["HIT", "MISS", "STALE"] as const).map((status) => [status, jsonHeaders({ "Content-Type": "application/json; charset=utf-8", "X-Cache": status })]),
+) as Record<CacheStatus, Readonly<Record<string, string>>>;
+const product = (body: string, cache: CacheStatus) => jsonText(body, PRODUCT_HEADERS[cache]);
 
 async function fetchProduct(originUrl: string, id: string, timeoutMs: number): Promise<OriginAnswer> {
   const url = `${originUrl.replace(/\/+$/, "")}/products/${encodeURIComponent(id)}`;

@@ -1,9 +1,10 @@
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../env";
+import { json } from "../respond";
 
 export const healthRoutes = () =>
   new Hono<AppEnv>().get("/health", (c) =>
-    c.json({
+    json({
       status: "ok",
       environment: c.env.ENVIRONMENT ?? "local",
       version: __BUILD_VERSION__,

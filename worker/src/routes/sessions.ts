@@ -16,6 +16,7 @@ import { ApiError } from "../errors";
 import { isAdmin, requireAdmin } from "../middleware/admin";
 import { jsonBody } from "../middleware/validate";
 import { bearerToken, presentedSessionId } from "../middleware/validate-session";
+import { empty, json } from "../respond";
 import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
 import { keepAlive } from "./cache";
 import type { Deps } from "../app";
@@ -82,14 +83,14 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
         };
         const sessionId = nanoid(SESSION_ID_LENGTH);
         await sessionStore(c.env.SESSIONS, kvTimeoutMs).create(sessionId, session, createdAt);
-        return c.json({ sessionId, expiresAt: session.expiresAt }, 201);
+        return json({ sessionId, expiresAt: session.expiresAt }, 201);
       })
       .get("/sessions/:id", async (c) => {
         const id = c.req.param("id");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         const session = await sessionStore(c.env.SESSIONS, kvTimeoutMs).findLive(id, now(), maxLifetimeSeconds(c.env));
         if (!session) throw notFound();
-        return c.json(sessionView(session));
+        return json(sessionView(session));
       })
       // A logout. Deleting one that is already gone is a 204 too, so a retried logout is harmless.
       .delete("/sessions/:id", async (c) => {
@@ -97,7 +98,7 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
         await requireSelfOrAdmin(c, id, "delete");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
-        return c.body(null, 204);
+        return empty(204);
       })
       .post("/sessions/:id/refresh", async (c) => {
         const id = c.req.param("id");
@@ -110,7 +111,7 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
           // Rejections (404, 401) reach each waiting request through `await pending`.
           keepAlive(c, pending.catch(() => {}));
         }
-        return c.json(await pending);
+        return json(await pending);
       })
   );
 }

@@ -15,9 +15,15 @@ const DELETE_CONCURRENCY = 50;
 export function cacheStore(kv: KVNamespace, timeoutMs: number) {
   const guard: KvGuard = { binding: "CACHE", timeoutMs };
   return {
-    /** One KV read: the body and its freshness travel together. */
-    async get(id: string): Promise<CachedProduct | undefined> {
-      const { value, metadata } = await kvCall(guard, "getWithMetadata", () => kv.getWithMetadata(productKey(id), "text"));
+    /**
+     * One KV read: the body and its freshness travel together. `cacheTtl` is
+     * the freshness window (CACHE_TTL_SECONDS): freshness is decided from the
+     * metadata read with the body, so an edge-cached copy is never served as
+     * fresher than it is; what a longer edge cache delays is an invalidation
+     * or purge reaching other locations (README, "Read caching").
+     */
+    async get(id: string, cacheTtl: number): Promise<CachedProduct | undefined> {
+      const { value, metadata } = await kvCall(guard, "getWithMetadata", () => kv.getWithMetadata(productKey(id), { type: "text", cacheTtl }));
       if (value === null) return undefined;
       const meta = decodeCacheMetadata(metadata);
       if (!meta) console.error("CACHE holds an entry without valid metadata; treating it as missing");

@@ -7,6 +7,7 @@ import {
   flagKey,
   flagNameFromKey,
   KEY_PREFIX,
+  READ_CACHE_TTL,
 } from "../contract";
 import { setBounded } from "../bounded-map";
 import { kvCall, type KvGuard } from "./kv";
@@ -15,7 +16,7 @@ import { kvCall, type KvGuard } from "./kv";
 export function flagStore(kv: KVNamespace, timeoutMs: number) {
   const guard: KvGuard = { binding: "CONFIG", timeoutMs };
   async function get(name: string): Promise<Flag | undefined> {
-    const raw = await kvCall(guard, "get", () => kv.get(flagKey(name)));
+    const raw = await kvCall(guard, "get", () => kv.get(flagKey(name), { cacheTtl: READ_CACHE_TTL.flag }));
     if (raw === null) return undefined;
     const flag = decodeFlag(raw);
     if (!flag) console.error(`CONFIG holds an invalid value for flag ${name}; treating it as missing`);
@@ -57,7 +58,36 @@ const FLAG_CACHE_MAX_ENTRIES = 1000;
  */
 export class FlagCache {
   readonly #entries = new Map<string, { flag: Flag | undefined; until: number }>();
+  /** KV reads in flight, so concurrent first reads of one flag share one read; an entry lives as long as its read. */
+  readonly #loading = new Map<string, Promise<Flag | undefined>>();
   constructor(private readonly now: () => number) {}
+
+  /**
+   * The flag, from this isolate's cache or else from `load` (one KV read),
+   * shared by every caller that asks while it is in flight. A failed read is
+   * not cached: each waiting caller gets its error and the next one retries.
+   */
+  async read(name: string, load: () => Promise<Flag | undefined>): Promise<Flag | undefined> {
+    const cached = this.get(name);
+    if (cached.hit) return cached.flag;
+    let pending = this.#loading.get(name);
+    if (!pending) {
+      pending = load()
+        .then((flag) => {
+          // A write through this isolate while the read was in flight is newer than what was read.
+          if (!this.get(name).hit) this.set(name, flag);
+          return flag;
+        })
+        .finally(() => this.#loading.delete(name));
+      this.#loading.set(name, pending);
+    }
+    return pending;
+  }
+
+  /** Reads in flight (for tests: the map must drain). */
+  get loading(): number {
+    return this.#loading.size;
+  }
 
   /** `hit: false` when the flag must be read from KV. */
   get(name: string): { hit: true; flag: Flag | undefined } | { hit: false } {

@@ -7,6 +7,7 @@ import {
   decodeSession,
   decodeUserSessionMetadata,
   encodeSession,
+  READ_CACHE_TTL,
   sessionKey,
   userSessionKey,
   userSessionPrefix,
@@ -57,7 +58,7 @@ export function sessionStore(kv: KVNamespace, timeoutMs: number) {
     put(await userSessionKey(session.userId, id), "", session, now, indexMetadata(id, session));
 
   async function read(id: string): Promise<SessionRecord | undefined> {
-    const raw = await kvCall(guard, "get", () => kv.get(sessionKey(id)));
+    const raw = await kvCall(guard, "get", () => kv.get(sessionKey(id), { cacheTtl: READ_CACHE_TTL.session }));
     if (raw === null) return undefined;
     const session = decodeSession(raw);
     if (!session) console.error("SESSIONS holds a value that is not a session; treating it as missing");
