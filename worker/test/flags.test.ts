@@ -1,7 +1,8 @@
-import { reset } from "cloudflare:test";
+import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { encodeFlag, type Flag, flagKey } from "../src/contract";
+import { createApp } from "../src/app";
 import { admin, appClient, call, countingKv, errorOf, jsonInit, withFaults } from "./helpers";
 
 beforeEach(() => reset());
@@ -133,6 +134,16 @@ describe("GET /api/features/:name", () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => evaluate("shared", `?userId=u${i}`, request)));
     expect(calls).toEqual(["get flag:shared"]);
     expect(results.map((r) => r.reason)).toEqual(Array(20).fill("SPLIT"));
+  });
+
+  it("keeps a shared first read alive past the request that started it, so a client that leaves cannot strand the others", async () => {
+    await put("kept", { enabled: true });
+    const ctx = createExecutionContext();
+    const waitUntil = vi.spyOn(ctx, "waitUntil");
+    const res = await createApp().fetch(new Request("http://worker.test/api/features/kept"), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await res.json()).toMatchObject({ enabled: true, reason: "STATIC" });
+    expect(waitUntil).toHaveBeenCalledTimes(1);
   });
 
   it("does not keep a failed shared read: its callers get 503 and the next evaluation reads again", async () => {

@@ -6,6 +6,7 @@ import { setBounded } from "../bounded-map";
 import { openCursor, signCursor } from "../purge-cursor";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
+import { keepAlive } from "../keep-alive";
 import { requireAdmin } from "../middleware/admin";
 import { check, validate } from "../middleware/validate";
 import { json, jsonHeaders, jsonText } from "../respond";
@@ -86,18 +87,6 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       if (!page.cursor) return json({ deleted: page.deleted, complete: true });
       return json({ deleted: page.deleted, complete: false, cursor: await signCursor(secret, prefix, page.cursor) });
     });
-}
-
-/**
- * Other requests may be waiting on this refresh: it must finish even if the
- * client that started it goes away, or they would wait on a cancelled fetch.
- */
-export function keepAlive(c: Context<AppEnv>, work: Promise<unknown>) {
-  try {
-    c.executionCtx.waitUntil(work);
-  } catch {
-    // No ExecutionContext: the app was called directly (tests, benches), nothing can cancel it.
-  }
 }
 
 const freshUntil = (entry: CachedProduct) => entry.fetchedAt + entry.ttlSeconds * 1000;

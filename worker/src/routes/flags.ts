@@ -1,9 +1,11 @@
+import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { EvaluationQuery, FlagParams, USER_ID_MAX_LENGTH } from "../api-schemas";
 import { FLAG_NAME_PATTERN, Flag } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
+import { keepAlive } from "../keep-alive";
 import { requireAdmin } from "../middleware/admin";
 import { check, jsonBody, validate } from "../middleware/validate";
 import { empty, json } from "../respond";
@@ -23,8 +25,9 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
   // FLAG_ISOLATE_TTL_SECONDS: a change made through another isolate shows
   // here within that bound plus KV's own ~60 s propagation.
   const cache = new FlagCache(now);
-  /** A flag through the isolate's cache: no KV operation while it is trusted, one shared read when it is not. */
-  const readFlag = (config: KVNamespace, name: string) => cache.read(name, () => flagStore(config, kvTimeoutMs).get(name));
+  /** A flag through the isolate's cache: no KV operation while it is trusted, one shared read (kept alive) when it is not. */
+  const readFlag = (c: Context<AppEnv>, name: string) =>
+    cache.read(name, () => flagStore(c.env.CONFIG, kvTimeoutMs).get(name), (read) => keepAlive(c, read));
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids.
@@ -41,7 +44,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       if (userId !== undefined && userId.length > USER_ID_MAX_LENGTH) check("query", EvaluationQuery, { userId });
       const answer = (flag: Flag | undefined) => json({ name, ...evaluateFlag(name, flag, userId) });
       const cached = cache.get(name);
-      return cached.hit ? answer(cached.flag) : readFlag(c.env.CONFIG, name).then(answer);
+      return cached.hit ? answer(cached.flag) : readFlag(c, name).then(answer);
     })
     .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {
       const { name } = c.req.valid("param");

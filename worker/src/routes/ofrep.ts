@@ -6,7 +6,7 @@
  * never its allow-list or rules. Errors use OFREP's shape, not the envelope
  * (see ofrepErrorResponse in ../errors).
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { Hono } from "hono/tiny";
 import { validator } from "hono/validator";
 import * as v from "valibot";
@@ -24,7 +24,7 @@ export const OFREP_BASE = "/ofrep/v1/evaluate/flags";
 interface OfrepDeps {
   kvTimeoutMs: number;
   /** The flag routes' cached read, so both APIs share one isolate cache and one staleness bound. */
-  readFlag: (config: KVNamespace, name: string) => Promise<Flag | undefined>;
+  readFlag: (c: Context<AppEnv>, name: string) => Promise<Flag | undefined>;
 }
 
 /**
@@ -86,7 +86,7 @@ export function ofrepRoutes({ kvTimeoutMs, readFlag }: OfrepDeps) {
         const key = c.req.param("key");
         const targetingKey = c.req.valid("json").context?.targetingKey;
         // A key that cannot be a flag name is not looked up; a missing flag tells the SDK to use the caller's default.
-        const flag = FLAG_NAME_PATTERN.test(key) ? await readFlag(c.env.CONFIG, key) : undefined;
+        const flag = FLAG_NAME_PATTERN.test(key) ? await readFlag(c, key) : undefined;
         if (!flag) throw new ApiError(404, "FLAG_NOT_FOUND", `flag ${key} was not found`);
         return c.json(ofrepEvaluation(key, flag, targetingKey));
       })

@@ -18,7 +18,7 @@ import { jsonBody } from "../middleware/validate";
 import { bearerToken, presentedSessionId } from "../middleware/validate-session";
 import { empty, json } from "../respond";
 import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
-import { keepAlive } from "./cache";
+import { keepAlive } from "../keep-alive";
 import type { Deps } from "../app";
 
 const notFound = () => new ApiError(404, "not_found", "no such session");

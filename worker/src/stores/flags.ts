@@ -66,8 +66,10 @@ export class FlagCache {
    * The flag, from this isolate's cache or else from `load` (one KV read),
    * shared by every caller that asks while it is in flight. A failed read is
    * not cached: each waiting caller gets its error and the next one retries.
+   * `keepAlive` receives a new shared read, so that it outlives the request
+   * that started it (the others wait on it too).
    */
-  async read(name: string, load: () => Promise<Flag | undefined>): Promise<Flag | undefined> {
+  async read(name: string, load: () => Promise<Flag | undefined>, keepAlive?: (read: Promise<unknown>) => void): Promise<Flag | undefined> {
     const cached = this.get(name);
     if (cached.hit) return cached.flag;
     let pending = this.#loading.get(name);
@@ -80,6 +82,7 @@ export class FlagCache {
         })
         .finally(() => this.#loading.delete(name));
       this.#loading.set(name, pending);
+      keepAlive?.(pending.catch(() => {}));
     }
     return pending;
   }
