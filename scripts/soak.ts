@@ -22,7 +22,7 @@ import { renderMarkdownFromFiles } from "./bench";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { REPORT_PATH, SOAK_PATH, type SoakResults, type SoakSample } from "./lib/bench-report";
 import { childPid, readStat } from "./lib/bench-stack";
-import { loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "./lib/mixed-load";
+import { errorKinds, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "./lib/mixed-load";
 
 /**
  * Connections `npm test`'s load test runs at: the lower of 200 and the highest
@@ -73,11 +73,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
         atSeconds: (i + 1) * SAMPLE_SECONDS,
         requests: result.requests.total,
         errors: loadErrors(result),
+        ...(loadErrors(result) > 0 ? { errorKinds: errorKinds(result) } : {}),
         p99Ms: result.latency.p99,
         rssMiB: Math.round(rssMiB() * 10) / 10,
       };
       samples.push(sample);
-      log(`  ${String(sample.atSeconds).padStart(5)} s  ${String(sample.requests).padStart(7)} requests  ${sample.errors} errors  p99 ${sample.p99Ms} ms  ${sample.rssMiB} MiB`);
+      const kinds = sample.errorKinds ? ` (${Object.entries(sample.errorKinds).map(([kind, count]) => `${count} ${kind}`).join(", ")})` : "";
+      log(`  ${String(sample.atSeconds).padStart(5)} s  ${String(sample.requests).padStart(7)} requests  ${sample.errors} errors${kinds}  p99 ${sample.p99Ms} ms  ${sample.rssMiB} MiB`);
     }
     const unreadable = await unreadableSessions(target, lastCreated.slice(0, 2000));
     const mean = (xs: SoakSample[]) => xs.reduce((sum, s) => sum + s.rssMiB, 0) / xs.length;

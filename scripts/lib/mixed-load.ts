@@ -99,8 +99,15 @@ export async function mixedLoad(target: LoadTarget, options: LoadOptions): Promi
   return { result, created };
 }
 
-/** Errors of any kind autocannon saw: connection errors, timeouts, non-2xx answers. */
-export const loadErrors = (result: Result) => result.errors + result.timeouts + result.non2xx;
+/** Errors of any kind autocannon saw: connection errors, timeouts (autocannon counts them in `errors` too), non-2xx answers. */
+export const loadErrors = (result: Result) => result.errors + result.non2xx;
+
+/** The errors by kind, `connection`, `timeout` or the HTTP status of a non-2xx answer, leaving out kinds that did not occur. */
+export function errorKinds(result: Result): Record<string, number> {
+  const statuses = Object.entries(result.statusCodeStats).filter(([status]) => !status.startsWith("2"));
+  const kinds: [string, number][] = [["connection", result.errors - result.timeouts], ["timeout", result.timeouts], ...statuses.map(([status, { count }]): [string, number] => [status, count])];
+  return Object.fromEntries(kinds.filter(([, count]) => count > 0));
+}
 
 /** Sessions among `ids` that do not read back as the load's user (with their status), read 20 at a time. */
 export async function unreadableSessions(target: LoadTarget, ids: readonly string[]): Promise<string[]> {
