@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { createApiClient } from "../client/index.ts";
 import { SECRETS } from "../worker/src/contract";
-import { CliError, apiFailure, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+import { CliError, drainPages, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
 export interface PurgeOptions {
   url: string;
@@ -26,20 +26,9 @@ export interface PurgeSummary {
 
 export async function purge({ url, prefix, adminToken, log = () => {} }: PurgeOptions): Promise<PurgeSummary> {
   const started = performance.now();
-  let deleted = 0;
-  let pages = 0;
-  let cursor: string | undefined;
   const api = createApiClient({ baseUrl: url, adminToken });
-  for (;;) {
-    const page = await api.purgeCache(prefix, cursor).catch(apiFailure(url));
-    pages += 1;
-    deleted += page.deleted;
-    log(`page ${pages}: deleted ${page.deleted} (${deleted} so far)`);
-    if (page.complete) break;
-    if (page.cursor === undefined) throw new CliError(`${new URL(url).origin} answered complete: false without a cursor`);
-    cursor = page.cursor;
-  }
-  return { deleted, pages, ms: performance.now() - started };
+  const { total, pages } = await drainPages(url, (cursor) => api.purgeCache(prefix, cursor), (page) => page.deleted, "deleted", log);
+  return { deleted: total, pages, ms: performance.now() - started };
 }
 
 async function main(): Promise<void> {

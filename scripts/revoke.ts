@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { createApiClient } from "../client/index.ts";
 import { SECRETS } from "../worker/src/contract";
-import { CliError, apiFailure, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+import { CliError, apiFailure, drainPages, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
 /** How long a deleted session may still validate in another location: KV's propagation bound. */
 export const PROPAGATION_SECONDS = 60;
@@ -33,18 +33,7 @@ export interface RevokeSummary {
 export async function revoke({ url, userId, adminToken, log = () => {} }: RevokeOptions): Promise<RevokeSummary> {
   const started = performance.now();
   const api = createApiClient({ baseUrl: url, adminToken });
-  let revoked = 0;
-  let pages = 0;
-  let cursor: string | undefined;
-  for (;;) {
-    const page = await api.revokeUserSessions(userId, cursor).catch(apiFailure(url));
-    pages += 1;
-    revoked += page.revoked;
-    log(`page ${pages}: revoked ${page.revoked} (${revoked} so far)`);
-    if (page.complete) break;
-    if (page.cursor === undefined) throw new CliError(`${url} answered complete: false without a cursor`);
-    cursor = page.cursor;
-  }
+  const { total: revoked, pages } = await drainPages(url, (cursor) => api.revokeUserSessions(userId, cursor), (page) => page.revoked, "revoked", log);
   // A session created during the revocation may have been listed after its page; say so rather than hide it.
   const listing = await api.listUserSessions(userId).catch(apiFailure(url));
   return { revoked, pages, remaining: listing.sessions.length, ms: performance.now() - started };

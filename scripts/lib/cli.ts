@@ -80,3 +80,35 @@ export const apiFailure =
     if (error instanceof ApiResponseError) throw new CliError(error.message);
     throw error;
   };
+
+/** One page of a resumable admin operation (purge, revoke): how much it did, and where to go on. */
+export interface ResumablePage {
+  complete: boolean;
+  cursor?: string | undefined;
+}
+
+/**
+ * Calls a resumable operation page by page, each call handing the Worker the
+ * cursor the previous one returned, until it answers `complete: true`. `done`
+ * says how much a page did, for the running total `log` prints.
+ */
+export async function drainPages<P extends ResumablePage>(
+  url: string,
+  fetchPage: (cursor: string | undefined) => Promise<P>,
+  done: (page: P) => number,
+  verb: string,
+  log: (line: string) => void,
+): Promise<{ total: number; pages: number }> {
+  let total = 0;
+  let pages = 0;
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await fetchPage(cursor).catch(apiFailure(url));
+    pages += 1;
+    total += done(page);
+    log(`page ${pages}: ${verb} ${done(page)} (${total} so far)`);
+    if (page.complete) return { total, pages };
+    if (page.cursor === undefined) throw new CliError(`${new URL(url).origin} answered complete: false without a cursor`);
+    cursor = page.cursor;
+  }
+}
