@@ -66,14 +66,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
     let offset = 0;
     let lastCreated: string[] = [];
     for (let i = 0; i < chunks; i++) {
-      const { result, created } = await mixedLoad(target, { connections: options.connections, seconds: SAMPLE_SECONDS, distinctIds: options.distinctIds, offset });
+      const { result, created, failed } = await mixedLoad(target, { connections: options.connections, seconds: SAMPLE_SECONDS, distinctIds: options.distinctIds, offset });
       offset += result.requests.total;
       lastCreated = created;
       const sample: SoakSample = {
         atSeconds: (i + 1) * SAMPLE_SECONDS,
         requests: result.requests.total,
         errors: loadErrors(result),
-        ...(loadErrors(result) > 0 ? { errorKinds: errorKinds(result) } : {}),
+        ...(loadErrors(result) > 0 ? { errorKinds: errorKinds(result, failed) } : {}),
         p99Ms: result.latency.p99,
         rssMiB: Math.round(rssMiB() * 10) / 10,
       };

@@ -49,7 +49,7 @@ export interface SoakSample {
   atSeconds: number;
   requests: number;
   errors: number;
-  /** What the errors were, when there were any: `connection`, `timeout`, or an HTTP status, with counts. */
+  /** What the errors were, when there were any: `connection`, `timeout`, or `<status> <route>`, with counts. */
   errorKinds?: Record<string, number>;
   p99Ms: number;
   rssMiB: number;

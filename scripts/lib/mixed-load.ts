@@ -64,12 +64,22 @@ export interface LoadOptions {
   offset?: number;
 }
 
-/** One run of the mix; `created` holds every session the server confirmed (201 with an id). */
-export async function mixedLoad(target: LoadTarget, options: LoadOptions): Promise<{ result: Result; created: string[] }> {
+/**
+ * One run of the mix; `created` holds every session the server confirmed (201 with an id), `failed` counts the
+ * non-2xx answers by `<status> <route>`, so a failure says where it happened.
+ */
+export async function mixedLoad(
+  target: LoadTarget,
+  options: LoadOptions,
+): Promise<{ result: Result; created: string[]; failed: Record<string, number> }> {
   const { stack } = target;
   const admin = { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" };
   const distinct = options.distinctIds ?? 50;
   const created: string[] = [];
+  const failed: Record<string, number> = {};
+  const tally = (route: string) => (status: number) => {
+    if (status < 200 || status > 299) failed[`${status} ${route}`] = (failed[`${status} ${route}`] ?? 0) + 1;
+  };
   let n = options.offset ?? 0;
   const flagName = () => (distinct <= 50 ? LOAD_FLAG : `${LOAD_FLAG}-${n % distinct}`);
   const result = await autocannon({
@@ -84,6 +94,7 @@ export async function mixedLoad(target: LoadTarget, options: LoadOptions): Promi
         headers: admin,
         body: JSON.stringify({ userId: "u-load", email: "load@example.com", roles: ["reader"] }),
         onResponse: (status, body, context) => {
+          tally("POST /sessions")(status);
           if (status !== 201) return;
           const { sessionId } = JSON.parse(body) as { sessionId: string };
           created.push(sessionId);
@@ -91,21 +102,29 @@ export async function mixedLoad(target: LoadTarget, options: LoadOptions): Promi
         },
       },
       // Reads what this connection just wrote, then a flag and a product (cache hit or miss).
-      { setupRequest: (request, context) => ({ ...request, method: "GET", path: `/sessions/${String(context.sessionId)}` }) },
-      { setupRequest: (request) => ({ ...request, method: "GET", path: `/api/features/${flagName()}?userId=u-${++n}` }) },
-      { setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}` }) },
+      {
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/sessions/${String(context.sessionId)}` }),
+        onResponse: tally("GET /sessions/:id"),
+      },
+      {
+        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/features/${flagName()}?userId=u-${++n}` }),
+        onResponse: tally("GET /api/features/:name"),
+      },
+      {
+        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}` }),
+        onResponse: tally("GET /api/products/:id"),
+      },
     ],
   });
-  return { result, created };
+  return { result, created, failed };
 }
 
 /** Errors of any kind autocannon saw: connection errors, timeouts (autocannon counts them in `errors` too), non-2xx answers. */
 export const loadErrors = (result: Result) => result.errors + result.non2xx;
 
-/** The errors by kind, `connection`, `timeout` or the HTTP status of a non-2xx answer, leaving out kinds that did not occur. */
-export function errorKinds(result: Result): Record<string, number> {
-  const statuses = Object.entries(result.statusCodeStats).filter(([status]) => !status.startsWith("2"));
-  const kinds: [string, number][] = [["connection", result.errors - result.timeouts], ["timeout", result.timeouts], ...statuses.map(([status, { count }]): [string, number] => [status, count])];
+/** The errors by kind: `connection`, `timeout`, or a non-2xx answer as `<status> <route>`; kinds that did not occur are left out. */
+export function errorKinds(result: Result, failed: Record<string, number>): Record<string, number> {
+  const kinds: [string, number][] = [["connection", result.errors - result.timeouts], ["timeout", result.timeouts], ...Object.entries(failed)];
   return Object.fromEntries(kinds.filter(([, count]) => count > 0));
 }
 
