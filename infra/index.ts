@@ -15,15 +15,13 @@ import { customDomainUrls, primaryUrl, workerVars, workersDevUrl } from "./stack
 
 /** Builds dist/ when it is missing or older than the Worker's sources, as `npm run build` does. */
 async function currentBundle(): Promise<Bundle> {
-  if (process.env[NO_BUILD_ENV]) {
-    const manifest = await readManifest();
-    // Never uploaded: only the deployment is targeted, and it keeps the version in the state.
-    return { contentFile: relative(process.cwd(), join(DIST, manifest?.mainModule ?? "worker.js")), sha256: manifest?.sha256 ?? "not-built", mainModule: manifest?.mainModule ?? "worker.js" };
-  }
-  const manifest = await ensureBuilt((line) => pulumi.log.info(line));
+  // A traffic-only update (only the deployment is targeted) never uploads the
+  // version, which the state keeps: it reads dist/ as it is, built or not.
+  const manifest = process.env[NO_BUILD_ENV] ? await readManifest() : await ensureBuilt((line) => pulumi.log.info(line));
+  const mainModule = manifest?.mainModule ?? "worker.js";
   // Relative to the working directory, which Pulumi also gives the provider:
   // the same input on every machine, where an absolute path would differ.
-  return { contentFile: relative(process.cwd(), join(DIST, manifest.mainModule)), sha256: manifest.sha256, mainModule: manifest.mainModule };
+  return { contentFile: relative(process.cwd(), join(DIST, mainModule)), sha256: manifest?.sha256 ?? "not-built", mainModule };
 }
 
 export default async function program(bundle?: Bundle) {
