@@ -54,10 +54,11 @@ export const SECRETS = {
 
 /**
  * The Workers runtime behaviour the Worker is written against, deployed and
- * local alike. Not later than the newest date the pinned workerd (miniflare's
- * dependency) supports, or the local stack refuses to start.
+ * local alike: the newest date the pinned workerd supports (package.json pins
+ * one workerd for npm start, the tests, the bench and wrangler). A later date
+ * than workerd knows would make the local stack fall back to an older one.
  */
-export const COMPATIBILITY_DATE = "2026-07-30";
+export const COMPATIBILITY_DATE = "2026-11-17";
 export const COMPATIBILITY_FLAGS: readonly string[] = ["nodejs_compat"];
 
 // ---------------------------------------------------------------------------
