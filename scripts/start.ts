@@ -41,6 +41,13 @@ export interface LocalStackOptions {
   /** Keep KV in memory only. */
   ephemeral?: boolean;
   log?: (line: string) => void;
+  /** Each line workerd logs (console output, runtime warnings); default: printed as Miniflare prints them. */
+  onRuntimeLog?: (entry: RuntimeLogEntry) => void;
+}
+
+export interface RuntimeLogEntry {
+  level: string;
+  message: string;
 }
 
 export interface LocalStack {
@@ -81,6 +88,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     port,
     // Miniflare keeps each kind of resource in its own folder under this one (.data/<stack>/kv).
     ...(options.ephemeral ? {} : { resourcePersistencePath: dataDir }),
+    ...(options.onRuntimeLog ? { handleStructuredLogs: options.onRuntimeLog } : {}),
     workers: [
       localWorker({
         name: "kv-worker-stack",

@@ -5,7 +5,6 @@ import { FLAG_NAME_PATTERN, Flag } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
-import { keepAlive } from "../keep-alive";
 import { requireAdmin } from "../middleware/admin";
 import { check, jsonBody, validate } from "../middleware/validate";
 import { empty, json } from "../respond";
@@ -25,9 +24,8 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
   // FLAG_ISOLATE_TTL_SECONDS: a change made through another isolate shows
   // here within that bound plus KV's own ~60 s propagation.
   const cache = new FlagCache(now);
-  /** A flag through the isolate's cache: no KV operation while it is trusted, one shared read (kept alive) when it is not. */
-  const readFlag = (c: Context<AppEnv>, name: string) =>
-    cache.read(name, () => flagStore(c.env.CONFIG, kvTimeoutMs).get(name), (read) => keepAlive(c, read));
+  /** A flag through the isolate's cache: no KV operation while it is trusted, one read of this request's own when it is not. */
+  const readFlag = (c: Context<AppEnv>, name: string) => cache.read(name, () => flagStore(c.env.CONFIG, kvTimeoutMs).get(name));
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids.
