@@ -355,8 +355,8 @@ export function applyProjectConfig(stackName: string, project: Project, stackCon
     if (!found && (hasValue || hasDefault)) config.set(key, createConfigValue(hasDefault ? declaration.default : declaration.value));
   }
   if (missing.length > 0) {
-    // missingStackConfigurationKeysError and formatMissingKeys: sorted, "'a', 'b' and 'c'".
-    const quoted = missing.length === 1 ? [`'${missing[0]}'`] : [...missing].sort().map((key) => `'${key}'`);
+    // missingStackConfigurationKeysError and formatMissingKeys: "'a', 'b' and 'c'", in the sorted order of `keys`.
+    const quoted = missing.map((key) => `'${key}'`);
     const list = quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(", ")} and ${quoted.at(-1)}`;
     throw fail(`Stack '${stackName}' is missing configuration value${missing.length > 1 ? "s" : ""} ${list}`);
   }
