@@ -58,6 +58,12 @@ describe("Pulumi.yaml's config declarations", () => {
 });
 
 describe("mergeConfig on the shipped stack files", () => {
+  it.each(["dev", "prod"])("%s as shipped passes, once the admin token is set with --secret where the file lacks it", (stack) => {
+    const doc = shipped(stack);
+    const commands = `${PROJECT}:adminToken` in (doc.config as object) ? [] : [SECRET_TOKEN];
+    expect(configPhase(stack, { stackDocument: doc, commands }).warnings).toEqual([]);
+  });
+
   it.each(["dev", "prod"])("%s: the project's defaults fill the keys the file lacks, as the text the program reads", (stack) => {
     const { config } = phase(stack);
     const file = shipped(stack).config as Record<string, unknown>;
