@@ -23,7 +23,7 @@ import {
   stackFilePath,
 } from "../cli-config";
 import { CONFIG_KEYS, PROJECT, SECRET_KEYS } from "../stack-file";
-import { configPhase } from "./runtime/language-host";
+import { type ConfigSetCommand, configPhase } from "./runtime/language-host";
 
 const project = loadProject(ROOT);
 const shipped = (stack: string) => readStackDocument(stackFilePath(ROOT, project, stack));
@@ -37,7 +37,7 @@ const withConfig = (stack: string, changes: Record<string, unknown>) => {
   }
   return { ...doc, config };
 };
-const SECRET_TOKEN = { key: "adminToken", value: "a-token-set-with---secret", secret: true };
+const SECRET_TOKEN: ConfigSetCommand = { key: "adminToken", value: "a-token-set-with---secret", secret: true };
 const refusal = (detail: string) => new CliConfigError(detail, "validating stack config");
 const phase = (stack: string, changes: Record<string, unknown> = {}, commands = [SECRET_TOKEN]) =>
   configPhase(stack, { stackDocument: withConfig(stack, changes), commands });

@@ -1,6 +1,9 @@
 /**
  * Starts the Pulumi program as `pulumi preview` does, with the test playing
- * the engine (./engine). The Node.js language host of the Pulumi CLI
+ * the engine (./engine). First comes what the CLI does before any program
+ * runs (`configPhase`, infra/cli-config.ts): the project's defaults are
+ * applied and the stack's config validated, and a stack the CLI refuses never
+ * reaches the program. The Node.js language host of the Pulumi CLI
  * (sdk/nodejs/cmd/pulumi-language-nodejs/main.go in pulumi/pulumi, read at
  * commit 1b59498) spawns `node <nodeargs> @pulumi/pulumi/cmd/run …` with the
  * config in environment variables; this file does the same, step by step,
