@@ -129,11 +129,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
   }
 }
 
-/** The short hash of HEAD, `+dirty` when the tree has uncommitted changes; undefined outside a git checkout. */
+/**
+ * The short hash of HEAD, `+dirty` when the tree has uncommitted changes other
+ * than the soak's and bench's own outputs (so the second of three runs in a
+ * row is not marked dirty by the first's figures); undefined outside git.
+ */
 function currentCommit(): string | undefined {
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { encoding: "utf8" }).trim() !== "";
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!BENCHMARKS.md"], { encoding: "utf8" }).trim() !== "";
     return dirty ? `${head}+dirty` : head;
   } catch {
     return undefined;
