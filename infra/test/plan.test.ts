@@ -27,7 +27,7 @@ describe("npm run plan runs the Pulumi CLI's config phase first", () => {
   };
   /**
    * What the runtime harness's config phase (a real preview's, as emulated)
-   * says about the same files, after README's `pulumi config set --secret
+   * says about the same files, after docs/deploy.md's `pulumi config set --secret
    * adminToken` where the file lacks it (plans stand in for that command).
    */
   const previewRefusal = (root: string, doc: { config: Record<string, unknown> }) => {

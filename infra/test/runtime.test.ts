@@ -57,7 +57,7 @@ const secretHolders = (run: ProgramRun) => run.registrations.filter((r) => bindi
 
 /** What a new user types for the walkthrough's `<placeholders>`: real-looking Cloudflare IDs. */
 const TYPED_IN: Record<string, string> = { "account-id": "3f1c9e0d2b7a4c6e8f0a1b2c3d4e5f60", "zone-id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9" };
-/** README's first-deployment `pulumi config set` commands, per stack, as the runs below applied them. */
+/** docs/deploy.md's first-deployment `pulumi config set` commands, per stack, as the runs below applied them. */
 const walkthrough = Object.fromEntries(["dev", "prod"].map((stack) => [stack, walkthroughCommands(stack, TYPED_IN)]));
 
 function find(run: ProgramRun, type: string, name: string): Registration {
@@ -81,15 +81,15 @@ function contentFiles(run: ProgramRun): { resource: string; path: string; sha256
   return found;
 }
 
-// Each stack exactly as shipped, after exactly the commands README's first deployment runs, then the CLI's config phase.
+// Each stack exactly as shipped, after exactly the commands docs/deploy.md's first deployment runs, then the CLI's config phase.
 const runs: Record<string, ProgramRun> = {};
 beforeAll(async () => {
   for (const stack of ["dev", "prod"]) runs[stack] = await runProgram(stack, { commands: walkthrough[stack] });
 }, 120_000);
 
-describe.each(["dev", "prod"])("stack %s after README's first-deployment commands, through Pulumi's Node.js runtime over gRPC", (stack) => {
-  it("README's commands set the placeholder IDs and the admin token as a secret, and the CLI's config phase warns of nothing", () => {
-    // Every key the stack file still holds as the all-zero placeholder is one README tells the user to set.
+describe.each(["dev", "prod"])("stack %s after docs/deploy.md's first-deployment commands, through Pulumi's Node.js runtime over gRPC", (stack) => {
+  it("the walkthrough's commands set the placeholder IDs and the admin token as a secret, and the CLI's config phase warns of nothing", () => {
+    // Every key the stack file still holds as the all-zero placeholder is one the walkthrough tells the user to set.
     const placeholders = Object.entries(readStackFiles(stack)).filter(([, value]) => value === PLACEHOLDER_ID).map(([key]) => key);
     const commands = walkthrough[stack]!;
     expect(placeholders.filter((key) => !commands.some((c) => c.key === key && !c.secret && c.value !== PLACEHOLDER_ID))).toEqual([]);
@@ -227,7 +227,7 @@ describe("provider plugin", () => {
 describe("the optional secret adminTokenPrevious, through the CLI's config phase and the runtime", () => {
   const PREVIOUS = "0ld-admin-token-being-rotated-out";
 
-  it("absent (README's commands only): the CLI applies its empty default and the Worker gets no previous token", () => {
+  it("absent (the walkthrough's commands only): the CLI applies its empty default and the Worker gets no previous token", () => {
     for (const run of Object.values(runs)) {
       expect(run.registrations.flatMap(bindingsOf).map((b) => b.name)).not.toContain(SECRETS.adminTokenPrevious);
     }
@@ -255,7 +255,7 @@ describe("the optional secret adminTokenPrevious, through the CLI's config phase
   }, 60_000);
 });
 
-describe("the shipped stack files without README's commands, as a first `pulumi preview` would run them", () => {
+describe("the shipped stack files without the walkthrough's commands, as a first `pulumi preview` would run them", () => {
   it("without any: the CLI refuses the stack for the missing admin token before it starts the program", async () => {
     for (const stack of ["dev", "prod"]) {
       await expect(runProgram(stack)).rejects.toThrow(new CliConfigError(`Stack '${stack}' is missing configuration value 'adminToken'`, "validating stack config"));

@@ -89,7 +89,7 @@ export const FLAG_ISOLATE_TTL_SECONDS = 30;
 /**
  * KV's `cacheTtl` on reads: how long a location's edge cache may answer a read
  * without asking KV's central store again (KV's default is 60 s, its minimum
- * 30 s). The staleness each API accepts decides it (README, "Read caching"):
+ * 30 s). The staleness each API accepts decides it (docs/api.md, "Read caching"):
  * sessions and flags take the minimum, so a logout or a flag change reaches
  * every location sooner than KV's default; a cached product carries its own
  * freshness in its metadata, so it takes its freshness window

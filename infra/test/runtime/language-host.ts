@@ -38,7 +38,7 @@ export interface ConfigSetCommand {
 }
 
 export interface RunOptions {
-  /** `pulumi config set` commands run on the stack file first, in order (README's walkthrough). */
+  /** `pulumi config set` commands run on the stack file first, in order (the first-deployment walkthrough in docs/deploy.md). */
   commands?: ConfigSetCommand[];
   /** Then `pulumi config set <key> <value>` for each entry. */
   config?: Record<string, string>;

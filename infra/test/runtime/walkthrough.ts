@@ -11,18 +11,23 @@ import { ROOT } from "../../../worker/build";
 import type { ConfigSetCommand } from "./language-host";
 
 /** The document holding the walkthrough (moving the block elsewhere changes only this). */
-export const WALKTHROUGH_FILE = join(ROOT, "README.md");
+export const WALKTHROUGH_FILE = join(ROOT, "docs/deploy.md");
 export const WALKTHROUGH_MARKER = "<!-- first-deploy: pulumi config set commands -->";
 
 /** The fenced block after the marker, line by line. */
 export function walkthroughBlock(text = readFileSync(WALKTHROUGH_FILE, "utf8")): string[] {
-  const at = text.indexOf(WALKTHROUGH_MARKER);
-  if (at < 0) throw new Error(`${WALKTHROUGH_FILE} has no ${WALKTHROUGH_MARKER} marker before the first-deployment commands`);
-  const lines = text.slice(at + WALKTHROUGH_MARKER.length).split("\n");
+  return fencedBlockAfter(text, WALKTHROUGH_MARKER, WALKTHROUGH_FILE);
+}
+
+/** The lines of the fenced code block right after `marker` in a Markdown document (`file` names it in errors). */
+export function fencedBlockAfter(text: string, marker: string, file: string): string[] {
+  const at = text.indexOf(marker);
+  if (at < 0) throw new Error(`${file} has no ${marker} marker`);
+  const lines = text.slice(at + marker.length).split("\n");
   const open = lines.findIndex((line) => line.startsWith("```"));
   const close = lines.findIndex((line, i) => i > open && line.startsWith("```"));
   if (open < 0 || close < 0 || lines.slice(1, open).some((line) => line.trim() !== "")) {
-    throw new Error(`the marker ${WALKTHROUGH_MARKER} in ${WALKTHROUGH_FILE} must be followed by a fenced code block`);
+    throw new Error(`the marker ${marker} in ${file} must be followed by a fenced code block`);
   }
   return lines.slice(open + 1, close);
 }
