@@ -117,7 +117,23 @@ export const FLAG_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export const KEY_PREFIX = { session: "session:", userSession: "user-session:", product: "product:", flag: "flag:" } as const;
 
-export const sessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
+/**
+ * A session id is a bearer credential, so it is never a KV key: the session
+ * lives under `session:<sha256(id)>` (base64url, 43 characters). Anyone who
+ * can list or dump SESSIONS (dashboard, `wrangler kv key list`, a backup, a
+ * cursor) sees hashes, from which no id can be recovered.
+ */
+export const sessionHash = (id: string) => digest(id);
+export const sessionKey = async (id: string) => sessionKeyOfHash(await sessionHash(id));
+export const sessionKeyOfHash = (hash: string) => `${KEY_PREFIX.session}${hash}`;
+/**
+ * Where sessions were stored before they were hashed (`session:<id>`). Read
+ * only as a fallback, so sessions issued before the change keep working; a
+ * refresh moves one to its hashed key. Remove (with LegacyUserSessionMetadata)
+ * once sessionMaxLifetimeSeconds has passed since the hashed version was
+ * deployed: by then every session stored this way has expired.
+ */
+export const legacySessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
 export const productKey = (id: string) => `${KEY_PREFIX.product}${id}`;
 export const flagKey = (name: string) => `${KEY_PREFIX.flag}${name}`;
 export const flagNameFromKey = (key: string) => key.slice(KEY_PREFIX.flag.length);
@@ -187,17 +203,32 @@ export const sessionView = ({ userId, email, roles, createdAt, expiresAt, lastSe
 /** How many leading characters of a session id a listing shows: enough to tell sessions apart, far from a credential. */
 export const SESSION_ID_PREFIX_LENGTH = 8;
 
-/** Metadata of a user-session index entry: what a listing shows, and the id a revocation deletes. */
+const SESSION_HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Metadata of a user-session index entry: what a listing shows, and the hash
+ * of the session a revocation deletes. Never the session id itself.
+ */
 export const UserSessionMetadata = v.object({
-  sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)),
+  sessionHash: v.pipe(v.string(), v.regex(SESSION_HASH_PATTERN)),
+  sessionIdPrefix: v.pipe(v.string(), v.length(SESSION_ID_PREFIX_LENGTH)),
   createdAt: v.string(),
   expiresAt: v.string(),
   lastSeenAt: v.optional(v.string()),
 });
 export type UserSessionMetadata = v.InferOutput<typeof UserSessionMetadata>;
 
-export function decodeUserSessionMetadata(metadata: unknown): UserSessionMetadata | undefined {
-  const parsed = v.safeParse(UserSessionMetadata, metadata);
+/** Index metadata written before sessions were hashed: it carries the full id. Goes with legacySessionKey. */
+export const LegacyUserSessionMetadata = v.object({
+  sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)),
+  createdAt: v.string(),
+  expiresAt: v.string(),
+  lastSeenAt: v.optional(v.string()),
+});
+export type LegacyUserSessionMetadata = v.InferOutput<typeof LegacyUserSessionMetadata>;
+
+export function decodeUserSessionMetadata(metadata: unknown): UserSessionMetadata | LegacyUserSessionMetadata | undefined {
+  const parsed = v.safeParse(v.union([UserSessionMetadata, LegacyUserSessionMetadata]), metadata);
   return parsed.success ? parsed.output : undefined;
 }
 

@@ -128,7 +128,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "delete", path: "/users/:userId/sessions", operationId: "revokeUserSessions", tag: "sessions", auth: "admin",
     summary: "Sign a user out everywhere, one page per call",
-    description: "KV: 1 list + up to 998 deletes (499 sessions). Repeat with `cursor` until `complete`.",
+    description: "KV: 1 list + up to 999 deletes (333 sessions). Repeat with `cursor` until `complete`.",
     params: UserParams,
     query: PageQuery,
     responses: { 200: { description: "One page revoked", schema: res.RevokePage }, 400: invalid, 401: unauthorized, 503: unavailable },

@@ -59,7 +59,10 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
     const lastWrite = Date.parse(session.lastSeenAt ?? session.createdAt);
     const interval = Math.min(SESSION_REFRESH_INTERVAL_MAX_SECONDS, ttlSeconds / 10) * 1000;
     const target = Math.min(at + ttlSeconds * 1000, cap);
-    if (at - lastWrite < interval || target <= expiresAt) return { sessionId: id, expiresAt: session.expiresAt };
+    if (at - lastWrite < interval || target <= expiresAt) {
+      if (!(await store.moveIfLegacy(id, session, at))) throw notFound();
+      return { sessionId: id, expiresAt: session.expiresAt };
+    }
 
     const slid: SessionRecord = { ...session, ttlSeconds, expiresAt: new Date(target).toISOString(), lastSeenAt: new Date(at).toISOString() };
     if (!(await store.slide(id, slid, at, session.ttlSeconds !== undefined))) throw notFound();
