@@ -4,12 +4,15 @@
  * plan and the local runner apply the same ones.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { parseAdminTokens } from "../worker/src/contract";
 import { ConfigError, PROJECT, SECRET_KEYS, type StackConfig, parseStackConfig } from "./stack-file";
 
 export interface Config extends StackConfig {
   adminToken: pulumi.Output<string>;
   /** The admin token being rotated out; undefined when unset or empty, so no empty secret is bound. */
   adminTokenPrevious: pulumi.Output<string> | undefined;
+  /** ADMIN_TOKENS: the named tokens as validated JSON, a secret; undefined when none are configured. */
+  adminTokens: pulumi.Output<string> | undefined;
 }
 
 export function readConfig(): Config {
@@ -35,10 +38,24 @@ export function readConfig(): Config {
     }
     // The plain value is read only to see whether it is set; what reaches the program is the secret.
     const adminTokenPrevious = config.get("adminTokenPrevious") ? config.requireSecret("adminTokenPrevious") : undefined;
-    return { ...parsed, adminToken: config.requireSecret("adminToken"), adminTokenPrevious };
+    return { ...parsed, adminToken: config.requireSecret("adminToken"), adminTokenPrevious, adminTokens: readAdminTokens(config, stack) };
   } catch (error) {
     // RunError: Pulumi prints the message alone, without a stack trace.
     if (error instanceof ConfigError) throw new pulumi.RunError(error.message);
     throw error;
   }
+}
+
+/**
+ * `adminTokens`, checked with the Worker's own schema (the error names the
+ * entry and field, never a token). The plain value is read only to check it;
+ * what reaches the program is a secret.
+ */
+function readAdminTokens(config: pulumi.Config, stack: string): pulumi.Output<string> | undefined {
+  const parsed = parseAdminTokens(config.get("adminTokens"));
+  if ("error" in parsed) {
+    throw new ConfigError(stack, "adminTokens", `${parsed.error}; it is a JSON list of {name, token, scopes}, set with \`pulumi config set --secret adminTokens '<json>' --stack ${stack}\``);
+  }
+  // The configured text itself, not a re-serialisation: plans redact exactly the configured secret values.
+  return parsed.tokens.length === 0 ? undefined : config.requireSecret("adminTokens");
 }

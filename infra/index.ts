@@ -45,6 +45,7 @@ export default async function program(bundle?: Bundle) {
     vars: workerVars(config, built.sha256),
     adminToken: config.adminToken,
     adminTokenPrevious: config.adminTokenPrevious,
+    adminTokens: config.adminTokens,
     workersDev: config.workersDev,
     workersDevSubdomain: config.workersDevSubdomain,
     rollout: config.rollout,

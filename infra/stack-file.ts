@@ -102,7 +102,7 @@ export class ConfigError extends Error {
 export const physicalName = (project: string, stack: string, logical: string) =>
   `${project}-${stack}-${logical}`.toLowerCase();
 
-/** Every key the program reads, besides the secrets `adminToken` and `adminTokenPrevious`. Pulumi.yaml declares each of them. */
+/** Every key the program reads, besides the secrets (SECRET_KEYS). Pulumi.yaml declares each of them. */
 export const CONFIG_KEYS = [
   "accountId",
   "zoneId",
@@ -123,7 +123,7 @@ export const CONFIG_KEYS = [
   "rollout",
   "adoptedNamespaces",
 ] as const;
-export const SECRET_KEYS = ["adminToken", "adminTokenPrevious"] as const;
+export const SECRET_KEYS = ["adminToken", "adminTokenPrevious", "adminTokens"] as const;
 
 export const HEX_ID = /^[0-9a-f]{32}$/;
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";

@@ -25,6 +25,8 @@ export interface WorkerServiceArgs {
   adminToken: pulumi.Output<string>;
   /** The admin token being rotated out, also a secret; no binding at all when undefined. */
   adminTokenPrevious?: pulumi.Output<string> | undefined;
+  /** ADMIN_TOKENS (named tokens with scopes, JSON), a secret; no binding at all when undefined. */
+  adminTokens?: pulumi.Output<string> | undefined;
   workersDev: boolean;
   /** The account's workers.dev subdomain, when known: gives the version's preview URL. */
   workersDevSubdomain: string | undefined;
@@ -98,6 +100,7 @@ export class WorkerService extends pulumi.ComponentResource {
         bindings: [
           { type: "secret_text", name: SECRETS.adminToken, text: args.adminToken },
           ...(args.adminTokenPrevious ? [{ type: "secret_text", name: SECRETS.adminTokenPrevious, text: args.adminTokenPrevious }] : []),
+          ...(args.adminTokens ? [{ type: "secret_text", name: SECRETS.adminTokens, text: args.adminTokens }] : []),
         ],
         annotations: { workersTag: "secrets", workersMessage: `Holds the admin tokens for the releases to inherit; never deployed` },
       },
@@ -122,6 +125,7 @@ export class WorkerService extends pulumi.ComponentResource {
           ...Object.entries(args.vars).map(([varName, text]) => ({ type: "plain_text", name: varName, text })),
           { type: "inherit", name: SECRETS.adminToken, versionId: secrets.id },
           ...(args.adminTokenPrevious ? [{ type: "inherit", name: SECRETS.adminTokenPrevious, versionId: secrets.id }] : []),
+          ...(args.adminTokens ? [{ type: "inherit", name: SECRETS.adminTokens, versionId: secrets.id }] : []),
           { type: "version_metadata", name: VERSION_METADATA_BINDING },
         ],
         // The tag is what /health reports as versionTag: the bundle it runs.

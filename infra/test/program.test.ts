@@ -275,3 +275,40 @@ describe("admin token rotation", () => {
     expect(findResource(r, T.version, "worker-secrets").inputs.bindings).toEqual([{ type: "secret_text", name: "ADMIN_TOKEN", text: SECRET }]);
   });
 });
+
+describe("scoped admin tokens (adminTokens)", () => {
+  const TOKENS = JSON.stringify([
+    { name: "ci-purge", token: "purge-only-token-for-ci-0123456789", scopes: ["cache:purge"] },
+    { name: "support", token: "support-desk-token-0123456789", scopes: ["sessions:revoke", "read"] },
+  ]);
+
+  it("binds a configured list as the secret_text ADMIN_TOKENS, inherited by the release, never in plain text or an output", async () => {
+    const r = await recordStack("dev", { config: readStackFiles("dev"), secrets: { adminToken: ADMIN_TOKEN, adminTokens: TOKENS }, bundle: SNAPSHOT_BUNDLE });
+    const secrets = findResource(r, T.version, "worker-secrets");
+    expect(secrets.inputs.bindings).toContainEqual({ type: "secret_text", name: "ADMIN_TOKENS", text: SECRET });
+    expect(secrets.secretInputs).toContain("bindings");
+    expect(bindingsOf(r).find((b) => b.name === "ADMIN_TOKENS")).toEqual({ type: "inherit", name: "ADMIN_TOKENS", versionId: secrets.id });
+    expect(r.secretOutputs).toEqual(["adminToken"]);
+    expect(JSON.stringify(r)).not.toContain("purge-only-token");
+  });
+
+  it("binds nothing when the stack leaves adminTokens at its default (an empty list)", async () => {
+    const r = await recordStack("dev", { config: { ...readStackFiles("dev"), adminTokens: "[]" }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
+    expect(bindingsOf(r).map((b) => b.name)).not.toContain("ADMIN_TOKENS");
+  });
+
+  it("refuses a malformed list before registering anything, naming the field and never the token", async () => {
+    const bad = JSON.stringify([{ name: "ci", token: "too-short-secret", scopes: ["cache:purge"] }, { name: "x", token: "another-token-0123456789", scopes: ["everything"] }]);
+    const registered: string[] = [];
+    const error = await recordStack("dev", {
+      config: readStackFiles("dev"),
+      secrets: { adminToken: ADMIN_TOKEN, adminTokens: bad },
+      bundle: SNAPSHOT_BUNDLE,
+      onResource: (res) => registered.push(res.name),
+    }).then(() => undefined, (e: Error) => e);
+    expect(error?.message).toMatch(/config key "kv-worker-stack:adminTokens": 1\.scopes\.0: /);
+    expect(error?.message).toContain("pulumi config set --secret adminTokens");
+    expect(error?.message).not.toContain("another-token");
+    expect(registered).toEqual([]);
+  });
+});

@@ -39,6 +39,14 @@ const recordingFetch: typeof fetch = async (input, init) => {
   return response;
 };
 
+/** Named tokens (ADMIN_TOKENS) for the 403 answers: one holding only `read`, one only `cache:purge`. */
+const READ_ONLY = "contract-read-only-token";
+const PURGE_ONLY = "contract-purge-only-token";
+const NAMED_TOKENS = JSON.stringify([
+  { name: "read-only", token: READ_ONLY, scopes: ["read"] },
+  { name: "purge-only", token: PURGE_ONLY, scopes: ["cache:purge"] },
+]);
+
 let stack: LocalStack;
 let origin: Server;
 let raw: (path: string, init?: RequestInit) => Promise<Response>;
@@ -52,7 +60,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
-  stack = await startLocalStack({ port: 0, ephemeral: true, adminToken: "contract-test", originUrl });
+  stack = await startLocalStack({ port: 0, ephemeral: true, adminToken: "contract-test", adminTokens: NAMED_TOKENS, originUrl });
   raw = (path, init) => recordingFetch(`${stack.url}${path}`, init);
 }, 60_000);
 afterAll(async () => {
@@ -69,6 +77,22 @@ async function exercise() {
 
   await api.health();
   await raw("/openapi.json");
+  await raw("/health/details", { headers: admin });
+  await raw("/health/details"); // 401
+  await raw("/health/details", { headers: { authorization: `Bearer ${PURGE_ONLY}` } }); // 403
+
+  // 403 insufficient_scope: a named token without the route's scope.
+  const readOnly = { authorization: `Bearer ${READ_ONLY}` };
+  await raw("/sessions", json("POST", '{"userId":"u1","email":"u1@example.com"}', readOnly));
+  await raw(`/sessions/${"s".repeat(32)}`, { method: "DELETE", headers: readOnly });
+  await raw(`/sessions/${"s".repeat(32)}/refresh`, { method: "POST", headers: readOnly });
+  await raw("/users/u2/sessions", { headers: readOnly });
+  await raw("/users/u2/sessions", { method: "DELETE", headers: readOnly });
+  await raw("/api/products/p1/cache", { method: "DELETE", headers: readOnly });
+  await raw("/api/cache?prefix=product:", { method: "DELETE", headers: readOnly });
+  await raw("/api/features", { headers: { authorization: `Bearer ${PURGE_ONLY}` } });
+  await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}', readOnly));
+  await raw("/api/features/contract-flag", { method: "DELETE", headers: readOnly });
 
   const { sessionId } = await api.createSession({ userId: "u1", email: "u1@example.com", roles: ["editor"], ttlSeconds: 3600 });
   await api.getSession(sessionId);

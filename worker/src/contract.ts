@@ -50,7 +50,52 @@ export const SECRETS = {
   adminToken: "ADMIN_TOKEN",
   /** The token being rotated out: still accepted, so clients can move to the new one without downtime. */
   adminTokenPrevious: "ADMIN_TOKEN_PREVIOUS",
+  /** Named tokens with scopes: a JSON list of AdminToken (Pulumi config `adminTokens`). */
+  adminTokens: "ADMIN_TOKENS",
 } as const;
+
+// ---------------------------------------------------------------------------
+// Admin tokens and their scopes
+// ---------------------------------------------------------------------------
+
+/**
+ * What an admin token may do. ADMIN_TOKEN (and ADMIN_TOKEN_PREVIOUS) hold
+ * every scope; a named token in ADMIN_TOKENS holds the scopes it lists.
+ */
+export const ADMIN_SCOPES = ["sessions:write", "sessions:revoke", "flags:write", "cache:purge", "read"] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
+
+/** Shorter tokens are refused: a token is a password nobody types, so it can be long. */
+export const ADMIN_TOKEN_MIN_LENGTH = 16;
+
+export const AdminToken = v.strictObject({
+  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, _ . or -")),
+  // Own messages: valibot's would quote the value, and this value is a secret.
+  token: v.pipe(
+    v.string("must be a string"),
+    v.minLength(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters`),
+    v.maxLength(512, "must be at most 512 characters"),
+    v.regex(/^\S+$/, "must have no whitespace"),
+  ),
+  scopes: v.pipe(v.array(v.picklist(ADMIN_SCOPES)), v.minLength(1)),
+});
+export type AdminToken = v.InferOutput<typeof AdminToken>;
+
+export const AdminTokens = v.pipe(
+  v.array(AdminToken),
+  v.check((tokens) => new Set(tokens.map((t) => t.name)).size === tokens.length, "two tokens have the same name"),
+  v.check((tokens) => new Set(tokens.map((t) => t.token)).size === tokens.length, "two tokens have the same token"),
+);
+
+/** ADMIN_TOKENS as configured (JSON text), checked; the error names what is wrong, never a token. */
+export function parseAdminTokens(raw: string | undefined): { tokens: AdminToken[] } | { error: string } {
+  if (raw === undefined || raw.trim() === "") return { tokens: [] };
+  const parsed = v.safeParse(AdminTokens, parseJson(raw));
+  if (parsed.success) return { tokens: parsed.output };
+  const issue = parsed.issues[0];
+  const path = v.getDotPath(issue);
+  return { error: `${path ? `${path}: ` : ""}${issue.input === undefined && !path ? "is not JSON" : issue.message}` };
+}
 
 /**
  * The Workers runtime behaviour the Worker is written against, deployed and

@@ -7,6 +7,8 @@ export interface Env {
   CONFIG: KVNamespace;
   ADMIN_TOKEN?: string;
   ADMIN_TOKEN_PREVIOUS?: string;
+  /** Named admin tokens with scopes, JSON (contract's AdminTokens). */
+  ADMIN_TOKENS?: string;
   ENVIRONMENT?: string;
   ORIGIN_URL?: string;
   SESSION_TTL_SECONDS?: string;

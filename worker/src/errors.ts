@@ -8,6 +8,7 @@ import { json } from "./respond";
 const CODES: Partial<Record<number, string>> = {
   400: "invalid_request",
   401: "unauthorized",
+  403: "insufficient_scope",
   404: "not_found",
   405: "method_not_allowed",
   409: "conflict",

@@ -7,7 +7,7 @@ import { openCursor, signCursor } from "../purge-cursor";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
 import { keepAlive } from "../keep-alive";
-import { requireAdmin } from "../middleware/admin";
+import { requireScope } from "../middleware/admin";
 import { check, validate } from "../middleware/validate";
 import { json, jsonHeaders, jsonText } from "../respond";
 import { cacheStore, type CachedProduct } from "../stores/cache";
@@ -69,15 +69,15 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       if (cached) return product(cached.body, "STALE");
       throw new ApiError(502, "origin_error", `the origin could not supply product ${id}: ${answer.reason}`);
     })
-    .delete("/api/products/:id/cache", requireAdmin(), validate("param", ProductParams), async (c) => {
+    .delete("/api/products/:id/cache", requireScope("cache:purge"), validate("param", ProductParams), async (c) => {
       await cacheStore(c.env.CACHE, kvTimeoutMs).delete(c.req.valid("param").id);
       return json({ invalidated: true });
     })
     // One bounded page per call (a Worker invocation may make 1000 KV operations);
     // the caller repeats with the returned cursor until `complete` (npm run purge does).
-    .delete("/api/cache", requireAdmin(), validate("query", PurgeQuery), async (c) => {
+    .delete("/api/cache", requireScope("cache:purge"), validate("query", PurgeQuery), async (c) => {
       const { prefix, cursor } = c.req.valid("query");
-      // requireAdmin has admitted the request, so the token is set.
+      // requireScope has admitted the request, so ADMIN_TOKEN is set.
       const secret = c.env.ADMIN_TOKEN!;
       const kvCursor = cursor === undefined ? undefined : await openCursor(secret, prefix, cursor);
       if (cursor !== undefined && kvCursor === undefined) {

@@ -6,7 +6,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
 import { keepAlive } from "../keep-alive";
-import { requireAdmin } from "../middleware/admin";
+import { requireScope } from "../middleware/admin";
 import { check, jsonBody, validate } from "../middleware/validate";
 import { empty, json } from "../respond";
 import { FlagCache, flagStore } from "../stores/flags";
@@ -31,7 +31,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids.
-    .get("/api/features", requireAdmin(), async (c) => json(await flagStore(c.env.CONFIG, kvTimeoutMs).list()))
+    .get("/api/features", requireScope("read"), async (c) => json(await flagStore(c.env.CONFIG, kvTimeoutMs).list()))
     // The hottest route: one handler, validating inline, and synchronous when
     // the flag is cached, so a hot evaluation awaits nothing. Valid input is
     // recognised by the schemas' own rules (pattern, length) without valibot's
@@ -46,7 +46,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       const cached = cache.get(name);
       return cached.hit ? answer(cached.flag) : readFlag(c, name).then(answer);
     })
-    .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {
+    .put("/api/features/:name", requireScope("flags:write"), validate("param", FlagParams), jsonBody(Flag), async (c) => {
       const { name } = c.req.valid("param");
       refuseIfManaged(c.env.MANAGED_FLAGS, name);
       const flag = c.req.valid("json");
@@ -54,7 +54,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       cache.set(name, flag);
       return json({ name, ...flag });
     })
-    .delete("/api/features/:name", requireAdmin(), validate("param", FlagParams), async (c) => {
+    .delete("/api/features/:name", requireScope("flags:write"), validate("param", FlagParams), async (c) => {
       const { name } = c.req.valid("param");
       refuseIfManaged(c.env.MANAGED_FLAGS, name);
       await flagStore(c.env.CONFIG, kvTimeoutMs).delete(name);

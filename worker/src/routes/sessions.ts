@@ -1,4 +1,3 @@
-import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { nanoid } from "nanoid";
 import {
@@ -13,24 +12,14 @@ import {
 } from "../contract";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "../errors";
-import { isAdmin, requireAdmin } from "../middleware/admin";
+import { requireScope, requireSelfOrScope } from "../middleware/admin";
 import { jsonBody } from "../middleware/validate";
-import { bearerToken, presentedSessionId } from "../middleware/validate-session";
 import { empty, json } from "../respond";
 import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
 import { keepAlive } from "../keep-alive";
 import type { Deps } from "../app";
 
 const notFound = () => new ApiError(404, "not_found", "no such session");
-
-/** The admin token, or the session itself (as bearer token or cookie), may act on a session. */
-async function requireSelfOrAdmin(c: Context<AppEnv>, id: string, action: string) {
-  if (presentedSessionId(c) !== id && !(await isAdmin(c.env, bearerToken(c)))) {
-    throw new ApiError(401, "unauthorized", `present the admin token or the session itself to ${action} a session`, {
-      "WWW-Authenticate": 'Bearer realm="session"',
-    });
-  }
-}
 
 export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
   /** Refreshes in flight in this isolate: a burst for one session shares one read and one write. */
@@ -72,7 +61,7 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
   return (
     new Hono<AppEnv>()
       // Service-to-service: the login service creates sessions with the admin token.
-      .post("/sessions", requireAdmin(), jsonBody(SessionInput), async (c) => {
+      .post("/sessions", requireScope("sessions:write"), jsonBody(SessionInput), async (c) => {
         const input = c.req.valid("json");
         const ttlSeconds = input.ttlSeconds ?? ttlFrom(c.env.SESSION_TTL_SECONDS, SESSION_TTL);
         const createdAt = now();
@@ -96,16 +85,14 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
         return json(sessionView(session));
       })
       // A logout. Deleting one that is already gone is a 204 too, so a retried logout is harmless.
-      .delete("/sessions/:id", async (c) => {
+      .delete("/sessions/:id", requireSelfOrScope("sessions:revoke", "delete"), async (c) => {
         const id = c.req.param("id");
-        await requireSelfOrAdmin(c, id, "delete");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
         return empty(204);
       })
-      .post("/sessions/:id/refresh", async (c) => {
+      .post("/sessions/:id/refresh", requireSelfOrScope("sessions:write", "refresh"), async (c) => {
         const id = c.req.param("id");
-        await requireSelfOrAdmin(c, id, "refresh");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         let pending = refreshing.get(id);
         if (!pending) {

@@ -28,7 +28,7 @@ const CASES: { route: string; request: () => Request }[] = [
   { route: "POST /ofrep/v1/evaluate/flags", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags", { context: { targetingKey: "u-1" } }) },
 ];
 /** Routes that never touch KV. */
-const NO_KV = new Set(["GET /health", "GET /openapi.json"]);
+const NO_KV = new Set(["GET /health", "GET /health/details", "GET /openapi.json"]);
 
 const KV_FAULTS = {
   throws: () => {
