@@ -14,7 +14,7 @@ import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import { loadStackConfig, workerVars } from "../infra/stack-file";
-import { type Flag, KV_BINDINGS, parseAdminTokens, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
+import { type Flag, KV_BINDINGS, parseAdminTokens, rateLimitBindings, type RateLimitsSettings, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 
@@ -40,6 +40,8 @@ export interface LocalStackOptions {
   dataDir?: string;
   /** Keep KV in memory only. */
   ephemeral?: boolean;
+  /** Default: the stack's rate limits (`rateLimits` in its config). */
+  rateLimits?: RateLimitsSettings;
   log?: (line: string) => void;
 }
 
@@ -71,8 +73,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   if ("error" in named) throw new CliError(`${SECRETS.adminTokens} is invalid: ${named.error} (a JSON list of {name, token, scopes}; see docs/security.md)`);
   const generatedToken = options.adminToken === undefined;
   const adminToken = options.adminToken ?? randomBytes(24).toString("base64url");
+  const rateLimits = options.rateLimits ?? settings.rateLimits;
+  const limiters = rateLimitBindings(rateLimits);
   const vars = {
-    ...workerVars(settings, manifest.sha256),
+    ...workerVars({ ...settings, rateLimits }, manifest.sha256),
     ...(options.stack === undefined && { [VARS.environment]: "local" }),
     ...(options.originUrl !== undefined && { [VARS.originUrl]: options.originUrl }),
   };
@@ -85,6 +89,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     compatibilityFlags: [...settings.compatibilityFlags],
     kvNamespaces: [...KV_BINDINGS],
     kvPersist: options.ephemeral ? false : dataDir,
+    // The stack's limits, as Cloudflare enforces them (counters in memory, per run).
+    ratelimits: Object.fromEntries(limiters.map(({ name, namespaceId, limit, period }) => [name, { namespace_id: namespaceId, simple: { limit, period } }])),
     bindings: {
       ...vars,
       [SECRETS.adminToken]: adminToken,
@@ -106,6 +112,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ];
     log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
+    log(`rate limits per client (and per session for refreshes): ${limiters.map((l) => `${l.name} ${l.limit}/${l.period}s`).join(", ")}`);
     if (managedFlags.length > 0) {
       await seedFlags(mf, settings.flags);
       log(`flags declared as code, written to CONFIG: ${managedFlags.join(", ")}`);

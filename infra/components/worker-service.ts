@@ -1,6 +1,6 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import { KV_BINDINGS, type KvBinding, SECRETS, VERSION_METADATA_BINDING } from "../../worker/src/contract";
+import { KV_BINDINGS, type KvBinding, type RateLimitBinding, SECRETS, VERSION_METADATA_BINDING } from "../../worker/src/contract";
 import { type Rollout, type TrafficShare, trafficSplit } from "../rollout";
 
 /** The built Worker as the provider uploads it. */
@@ -21,6 +21,8 @@ export interface WorkerServiceArgs {
   namespaceIds: Record<KvBinding, pulumi.Input<string>>;
   /** Plain-text vars, by name. */
   vars: Record<string, string>;
+  /** Workers Rate Limiting bindings (contract's rateLimitBindings). */
+  rateLimits: readonly RateLimitBinding[];
   /** A Pulumi secret (config.requireSecret), so the bindings reach the engine as a secret. */
   adminToken: pulumi.Output<string>;
   /** The admin token being rotated out, also a secret; no binding at all when undefined. */
@@ -127,6 +129,7 @@ export class WorkerService extends pulumi.ComponentResource {
           ...(args.adminTokenPrevious ? [{ type: "inherit", name: SECRETS.adminTokenPrevious, versionId: secrets.id }] : []),
           ...(args.adminTokens ? [{ type: "inherit", name: SECRETS.adminTokens, versionId: secrets.id }] : []),
           { type: "version_metadata", name: VERSION_METADATA_BINDING },
+          ...args.rateLimits.map(({ name, namespaceId, limit, period }) => ({ type: "ratelimit", name, namespaceId, simple: { limit, period } })),
         ],
         // The tag is what /health reports as versionTag: the bundle it runs.
         annotations: { workersTag: args.bundle.sha256, workersMessage: `${args.workerName}: bundle sha256 ${args.bundle.sha256}` },

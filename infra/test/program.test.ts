@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { COMPATIBILITY_DATE, KV_BINDINGS, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
+import { COMPATIBILITY_DATE, KV_BINDINGS, RATE_LIMIT_BINDINGS, RATE_LIMIT_NAMES, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
 import { ROOT } from "../../worker/build";
 import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
@@ -88,15 +88,30 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     expect(findResource(r, T.worker, "worker-script").inputs.observability).toMatchObject({ enabled: true, logs: { enabled: true } });
   });
 
-  it("has the bindings the Worker had before versions, plus CF_VERSION_METADATA", () => {
+  it("has the bindings the Worker had before versions, plus CF_VERSION_METADATA and the rate limiters", () => {
     const config = loadStackConfig(stack);
     expect(bindingsOf(stacks[stack]!).map((b) => `${b.name} ${b.type}`)).toEqual([
       ...KV_BINDINGS.map((b) => `${b} kv_namespace`),
       ...Object.values(VARS).map((name) => `${name} plain_text`),
       `${SECRETS.adminToken} inherit`,
       `${VERSION_METADATA_BINDING} version_metadata`,
+      ...Object.values(RATE_LIMIT_BINDINGS).map((name) => `${name} ratelimit`),
     ]);
     expect(bindingsOf(stacks[stack]!).find((b) => b.name === VARS.environment)?.text).toBe(config.environment);
+  });
+
+  it("provisions a ratelimit binding per limit from the stack's rateLimits, with the stack's own namespace ids", () => {
+    const config = loadStackConfig(stack);
+    const limiters = bindingsOf(stacks[stack]!).filter((b) => b.type === "ratelimit");
+    expect(limiters).toEqual(
+      RATE_LIMIT_NAMES.map((name, i) => ({
+        type: "ratelimit",
+        name: RATE_LIMIT_BINDINGS[name],
+        namespaceId: String(config.rateLimits.namespaceBase + i),
+        simple: config.rateLimits.limits[name],
+      })),
+    );
+    expect(JSON.parse(String(bindingsOf(stacks[stack]!).find((b) => b.name === VARS.rateLimits)?.text))).toEqual(config.rateLimits.limits);
   });
 
   it("keeps the admin token secret: one secrets version every release inherits it from, a secret output, never plain text", () => {

@@ -7,10 +7,37 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import autocannon, { type Result } from "autocannon";
+import { RATE_LIMIT_NAMES, type RateLimitsSettings } from "../../worker/src/contract";
 import { type LocalStack, startLocalStack } from "../start";
 
 /** The rollout flag every load run evaluates; with `distinctIds`, other names are evaluated too (unknown, so cached as missing). */
 export const LOAD_FLAG = "load-checkout";
+
+/**
+ * The limits the load runs with: the limiter bindings are there (their cost is
+ * part of what is measured) but set far above what the synthetic clients
+ * send. Each connection is a client of its own (clientAddress), yet one
+ * connection sends as fast as the server answers, hundreds of requests a
+ * minute, far more than a person: under the dev stack's limits (600 product
+ * misses a minute per client) a soak over 20,000 ids would measure 429s.
+ * scripts/test/rate-limit.test.ts checks the dev stack's limits themselves.
+ */
+export const LOAD_RATE_LIMITS: RateLimitsSettings = {
+  namespaceBase: 1000,
+  limits: Object.fromEntries(RATE_LIMIT_NAMES.map((name) => [name, { limit: 1_000_000, period: 60 }])) as RateLimitsSettings["limits"],
+};
+
+/**
+ * Each autocannon connection as a client of its own: CF-Connecting-IP (which
+ * Cloudflare sets from the connection, and Miniflare keeps when a client
+ * sends it) from the connection's context, so limiter keys spread as they do
+ * in production.
+ */
+let connectionsSeen = 0;
+export function clientAddress(context: Record<string, unknown>): Record<string, string> {
+  context.clientIp ??= `10.${(connectionsSeen >> 16) & 255}.${(connectionsSeen >> 8) & 255}.${connectionsSeen++ & 255}`;
+  return { "cf-connecting-ip": String(context.clientIp) };
+}
 
 export interface LoadTarget {
   stack: LocalStack;
@@ -34,7 +61,7 @@ export async function startLoadTarget(options: { dataDir?: string } = {}): Promi
   await once(origin, "listening");
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
   const storage = options.dataDir ? { dataDir: options.dataDir } : { ephemeral: true };
-  const stack = await startLocalStack({ port: 0, ...storage, adminToken: "load-admin-token", originUrl });
+  const stack = await startLocalStack({ port: 0, ...storage, adminToken: "load-admin-token", originUrl, rateLimits: LOAD_RATE_LIMITS });
   const flag = await fetch(`${stack.url}/api/features/${LOAD_FLAG}`, {
     method: "PUT",
     headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
@@ -91,7 +118,7 @@ export async function mixedLoad(
       {
         method: "POST",
         path: "/sessions",
-        headers: admin,
+        setupRequest: (request, context) => ({ ...request, headers: { ...admin, ...clientAddress(context) } }),
         body: JSON.stringify({ userId: "u-load", email: "load@example.com", roles: ["reader"] }),
         onResponse: (status, body, context) => {
           tally("POST /sessions")(status);
@@ -103,15 +130,15 @@ export async function mixedLoad(
       },
       // Reads what this connection just wrote, then a flag and a product (cache hit or miss).
       {
-        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/sessions/${String(context.sessionId)}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/sessions/${String(context.sessionId)}`, headers: clientAddress(context) }),
         onResponse: tally("GET /sessions/:id"),
       },
       {
-        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/features/${flagName()}?userId=u-${++n}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/api/features/${flagName()}?userId=u-${++n}`, headers: clientAddress(context) }),
         onResponse: tally("GET /api/features/:name"),
       },
       {
-        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}`, headers: clientAddress(context) }),
         onResponse: tally("GET /api/products/:id"),
       },
     ],

@@ -2,7 +2,7 @@ import autocannon, { type Result } from "autocannon";
 import { nanoid } from "nanoid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SESSION_ID_PREFIX_LENGTH, type SessionRecord, type UserSessionMetadata, encodeSession, sessionHash, sessionKey, userSessionKey } from "../../worker/src/contract";
-import { type LoadTarget, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "../lib/mixed-load";
+import { clientAddress, type LoadTarget, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "../lib/mixed-load";
 import { revoke } from "../revoke";
 import { LOAD_TEST_CONNECTIONS } from "../soak";
 import { type LocalStack, startLocalStack } from "../start";
@@ -84,13 +84,13 @@ describe("load: sign out everywhere during 50 connections of session reads and r
         {
           setupRequest: (request, context) => {
             context.id = ids[k++ % ids.length];
-            return { ...request, method: "GET", path: `/sessions/${String(context.id)}` };
+            return { ...request, method: "GET", path: `/sessions/${String(context.id)}`, headers: clientAddress(context) };
           },
         },
         {
           setupRequest: (request, context) => {
             context.sentAt = Date.now();
-            return { ...request, method: "POST", path: `/sessions/${String(context.id)}/refresh`, headers: { authorization: `Bearer ${String(context.id)}` } };
+            return { ...request, method: "POST", path: `/sessions/${String(context.id)}/refresh`, headers: { authorization: `Bearer ${String(context.id)}`, ...clientAddress(context) } };
           },
           onResponse: (status, _body, context) => {
             if (status === 200 && revokedSet.has(String(context.id)) && Number(context.sentAt) > revokedAt) {

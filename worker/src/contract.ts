@@ -23,6 +23,8 @@ export const VARS = {
   managedFlags: "MANAGED_FLAGS",
   /** sha256 of dist/worker.js, reported by /health. */
   bundleSha256: "BUNDLE_SHA256",
+  /** The limits the ratelimit bindings enforce, JSON {name: {limit, period}}: the period is a 429's Retry-After. */
+  rateLimits: "RATE_LIMITS",
 } as const;
 
 /**
@@ -55,6 +57,58 @@ export const SECRETS = {
 } as const;
 
 // ---------------------------------------------------------------------------
+// Rate limits (the Workers Rate Limiting binding)
+// ---------------------------------------------------------------------------
+
+/**
+ * What is limited, each by its own `ratelimit` binding (one limit and period
+ * per binding): product misses, session refreshes and flag evaluations (the
+ * flag API and OFREP) per client IP, and refreshes per session as well.
+ */
+export const RATE_LIMIT_BINDINGS = {
+  productMisses: "PRODUCT_MISS_LIMITER",
+  refreshesPerClient: "REFRESH_CLIENT_LIMITER",
+  refreshesPerSession: "REFRESH_SESSION_LIMITER",
+  flagEvaluations: "FLAG_EVALUATION_LIMITER",
+} as const;
+export type RateLimitName = keyof typeof RATE_LIMIT_BINDINGS;
+export const RATE_LIMIT_NAMES = Object.keys(RATE_LIMIT_BINDINGS) as RateLimitName[];
+
+/** The binding counts in windows of 10 or 60 seconds, nothing else. */
+export const RATE_LIMIT_PERIODS = [10, 60] as const;
+export interface RateLimit {
+  limit: number;
+  period: (typeof RATE_LIMIT_PERIODS)[number];
+}
+
+/**
+ * Per stack in Pulumi config (`rateLimits`); a limit the stack leaves out
+ * takes its default here. Generous for one person or one NAT, tight for a
+ * script: a product miss costs an origin fetch and a KV write.
+ */
+export const RATE_LIMIT_DEFAULTS: Record<RateLimitName, RateLimit> = {
+  productMisses: { limit: 600, period: 60 },
+  refreshesPerClient: { limit: 600, period: 60 },
+  refreshesPerSession: { limit: 120, period: 60 },
+  flagEvaluations: { limit: 6000, period: 60 },
+};
+
+/** A stack's limits: `namespaceBase` is the first binding namespace id (one per limit, in RATE_LIMIT_NAMES order). */
+export interface RateLimitsSettings {
+  namespaceBase: number;
+  limits: Record<RateLimitName, RateLimit>;
+}
+
+export interface RateLimitBinding extends RateLimit {
+  name: (typeof RATE_LIMIT_BINDINGS)[RateLimitName];
+  namespaceId: string;
+}
+
+/** The `ratelimit` bindings a stack provisions (Pulumi) or runs with (npm start). */
+export const rateLimitBindings = ({ namespaceBase, limits }: RateLimitsSettings): RateLimitBinding[] =>
+  RATE_LIMIT_NAMES.map((name, i) => ({ name: RATE_LIMIT_BINDINGS[name], namespaceId: String(namespaceBase + i), ...limits[name] }));
+
+// ---------------------------------------------------------------------------
 // Admin tokens and their scopes
 // ---------------------------------------------------------------------------
 
@@ -81,17 +135,19 @@ export const AdminToken = v.strictObject({
 });
 export type AdminToken = v.InferOutput<typeof AdminToken>;
 
-export const AdminTokens = v.pipe(
-  v.array(AdminToken),
-  v.check((tokens) => new Set(tokens.map((t) => t.name)).size === tokens.length, "two tokens have the same name"),
-  v.check((tokens) => new Set(tokens.map((t) => t.token)).size === tokens.length, "two tokens have the same token"),
-);
+export const AdminTokens = v.array(AdminToken);
 
 /** ADMIN_TOKENS as configured (JSON text), checked; the error names what is wrong, never a token. */
 export function parseAdminTokens(raw: string | undefined): { tokens: AdminToken[] } | { error: string } {
   if (raw === undefined || raw.trim() === "") return { tokens: [] };
   const parsed = v.safeParse(AdminTokens, parseJson(raw));
-  if (parsed.success) return { tokens: parsed.output };
+  if (parsed.success) {
+    const tokens = parsed.output;
+    for (const field of ["name", "token"] as const) {
+      if (new Set(tokens.map((t) => t[field])).size < tokens.length) return { error: `two tokens have the same ${field}` };
+    }
+    return { tokens };
+  }
   const issue = parsed.issues[0];
   const path = v.getDotPath(issue);
   return { error: `${path ? `${path}: ` : ""}${issue.input === undefined && !path ? "is not JSON" : issue.message}` };
@@ -256,7 +312,7 @@ const SESSION_HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/;
  */
 export const UserSessionMetadata = v.object({
   sessionHash: v.pipe(v.string(), v.regex(SESSION_HASH_PATTERN)),
-  sessionIdPrefix: v.pipe(v.string(), v.length(SESSION_ID_PREFIX_LENGTH)),
+  sessionIdPrefix: v.pipe(v.string(), v.regex(new RegExp(`^[A-Za-z0-9_-]{${SESSION_ID_PREFIX_LENGTH}}$`))),
   createdAt: v.string(),
   expiresAt: v.string(),
   lastSeenAt: v.optional(v.string()),
@@ -273,8 +329,10 @@ export const LegacyUserSessionMetadata = v.object({
 export type LegacyUserSessionMetadata = v.InferOutput<typeof LegacyUserSessionMetadata>;
 
 export function decodeUserSessionMetadata(metadata: unknown): UserSessionMetadata | LegacyUserSessionMetadata | undefined {
-  const parsed = v.safeParse(v.union([UserSessionMetadata, LegacyUserSessionMetadata]), metadata);
-  return parsed.success ? parsed.output : undefined;
+  const parsed = v.safeParse(UserSessionMetadata, metadata);
+  if (parsed.success) return parsed.output;
+  const legacy = v.safeParse(LegacyUserSessionMetadata, metadata);
+  return legacy.success ? legacy.output : undefined;
 }
 
 export const encodeSession = (session: SessionRecord) => JSON.stringify(session);
@@ -332,7 +390,13 @@ export function flagFromMetadata(metadata: unknown): Flag | undefined {
 // ---------------------------------------------------------------------------
 
 /** Stored alongside a cached origin body; `fetchedAt` is epoch milliseconds. */
-export const CacheMetadata = v.object({ fetchedAt: v.number(), ttlSeconds: v.number() });
+export const CacheMetadata = v.object({ fetchedAt: v.number(), ttlSeconds: v.number(), missing: v.optional(v.boolean()) });
+/**
+ * How long the origin's 404 for a product is remembered (negative caching),
+ * so repeated requests for one unknown id stop reaching the origin: KV's
+ * minimum TTL, so a product added at the origin shows within about a minute.
+ */
+export const NEGATIVE_CACHE_TTL_SECONDS = KV_MIN_TTL_SECONDS;
 export type CacheMetadata = v.InferOutput<typeof CacheMetadata>;
 
 export function decodeCacheMetadata(metadata: unknown): CacheMetadata | undefined {

@@ -59,6 +59,7 @@ export interface Operation {
 const envelope = (description: string, headers?: Header[]): Answer => ({ description, schema: res.ErrorEnvelope, ...(headers ? { headers } : {}) });
 const invalid = envelope("invalid_request: the message names the invalid field; nothing changed");
 const unauthorized = envelope("unauthorized: no or wrong admin token", ["WWW-Authenticate"]);
+const rateLimited = envelope("rate_limited: over this client's limit", ["Retry-After"]);
 const forbidden = envelope("insufficient_scope: an admin token without the operation's scope", ["WWW-Authenticate"]);
 const tooLarge = envelope(`payload_too_large: a body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`);
 const unavailable = envelope("unavailable: KV failed or timed out, or ADMIN_TOKEN / ORIGIN_URL is unset", ["Retry-After"]);
@@ -68,10 +69,12 @@ const SHARED = new Map<Answer, string>([
   [invalid, "InvalidRequest"],
   [unauthorized, "Unauthorized"],
   [forbidden, "InsufficientScope"],
+  [rateLimited, "RateLimited"],
   [tooLarge, "PayloadTooLarge"],
   [unavailable, "Unavailable"],
   [managed, "ManagedByConfig"],
 ]);
+const ofrepRateLimited = (schema: Schema): Answer => ({ description: "GENERAL: over this client's limit", schema, headers: ["Retry-After"] });
 const ofrepUnavailable = (schema: Schema): Answer => ({ description: "GENERAL: KV failed or timed out", schema, headers: ["Retry-After"] });
 
 export const OPERATIONS: readonly Operation[] = [
@@ -123,6 +126,7 @@ export const OPERATIONS: readonly Operation[] = [
       200: { description: "The expiry now", schema: res.SessionRefreshed },
       401: envelope("unauthorized: not the admin token or the session; session_lifetime_exceeded", ["WWW-Authenticate"]), 403: forbidden,
       404: envelope("not_found: unknown, expired or revoked"),
+      429: rateLimited,
       503: unavailable,
     },
   },
@@ -152,6 +156,7 @@ export const OPERATIONS: readonly Operation[] = [
       400: invalid,
       404: envelope("not_found: not at the origin"),
       502: envelope("origin_error: the origin failed, no copy cached"),
+      429: rateLimited,
       503: unavailable,
     },
   },
@@ -181,7 +186,7 @@ export const OPERATIONS: readonly Operation[] = [
     description: `KV: none while the isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get. Missing: off (DEFAULT).`,
     params: FlagParams,
     query: EvaluationQuery,
-    responses: { 200: { description: "The evaluation", schema: res.FlagEvaluation }, 400: invalid, 503: unavailable },
+    responses: { 200: { description: "The evaluation", schema: res.FlagEvaluation }, 400: invalid, 429: rateLimited, 503: unavailable },
   },
   {
     method: "put", path: "/api/features/:name", operationId: "putFlag", tag: "flags", auth: "admin", scope: "flags:write",
@@ -209,6 +214,7 @@ export const OPERATIONS: readonly Operation[] = [
       400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepFailure },
       404: { description: "FLAG_NOT_FOUND: the SDK returns the caller's default", schema: res.OfrepFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepFailure },
+      429: ofrepRateLimited(res.OfrepFailure),
       503: ofrepUnavailable(res.OfrepFailure),
     },
   },
@@ -223,6 +229,7 @@ export const OPERATIONS: readonly Operation[] = [
       304: { description: "Not modified", headers: ["ETag"] },
       400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepBulkFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepBulkFailure },
+      429: ofrepRateLimited(res.OfrepBulkFailure),
       503: ofrepUnavailable(res.OfrepBulkFailure),
     },
   },

@@ -7,6 +7,7 @@ import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
 import { keepAlive } from "../keep-alive";
 import { requireScope } from "../middleware/admin";
+import { rateLimit } from "../middleware/rate-limit";
 import { check, jsonBody, validate } from "../middleware/validate";
 import { empty, json } from "../respond";
 import { FlagCache, flagStore } from "../stores/flags";
@@ -37,7 +38,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
     // recognised by the schemas' own rules (pattern, length) without valibot's
     // allocations (bench/analysis.md); anything else goes through the schema,
     // which throws the same 400 as the `validate` middleware.
-    .get("/api/features/:name", (c): Response | Promise<Response> => {
+    .get("/api/features/:name", rateLimit("flagEvaluations"), (c): Response | Promise<Response> => {
       const name = c.req.param("name");
       const userId = c.req.query("userId");
       if (!FLAG_NAME_PATTERN.test(name)) check("param", FlagParams, { name });

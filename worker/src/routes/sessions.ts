@@ -7,17 +7,23 @@ import {
   SESSION_TTL,
   SessionInput,
   type SessionRecord,
+  sessionHash,
   sessionView,
   ttlFrom,
 } from "../contract";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "../errors";
+import type { Context } from "hono";
 import { requireScope, requireSelfOrScope } from "../middleware/admin";
+import { rateLimit } from "../middleware/rate-limit";
 import { jsonBody } from "../middleware/validate";
 import { empty, json } from "../respond";
 import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
 import { keepAlive } from "../keep-alive";
 import type { Deps } from "../app";
+
+/** A session's refreshes are counted under its hash: the id itself is a credential. */
+const perSession = (c: Context<AppEnv>) => sessionHash(c.req.param("id") ?? "");
 
 const notFound = () => new ApiError(404, "not_found", "no such session");
 
@@ -91,7 +97,7 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
         await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
         return empty(204);
       })
-      .post("/sessions/:id/refresh", requireSelfOrScope("sessions:write", "refresh"), async (c) => {
+      .post("/sessions/:id/refresh", requireSelfOrScope("sessions:write", "refresh"), rateLimit("refreshesPerClient"), rateLimit("refreshesPerSession", perSession), async (c) => {
         const id = c.req.param("id");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         let pending = refreshing.get(id);
