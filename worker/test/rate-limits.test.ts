@@ -2,6 +2,7 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
+import { clientKey } from "../src/middleware/rate-limit";
 import { expectEnvelope, expectOfrepError } from "./reliability/harness";
 import { admin, appClient, jsonInit, stubOrigin } from "./helpers";
 
@@ -108,5 +109,24 @@ describe("flag evaluation and OFREP, per client", () => {
     await expectOfrepError(single, 429, "GENERAL");
     expect((await ofrep("/ofrep/v1/evaluate/flags")).status).toBe(429);
     expect((await request("/api/features/f?userId=u", from(ip(1)))).status).toBe(200);
+  });
+});
+
+describe("the client a limit counts", () => {
+  it("is the IPv4 address, or an IPv6 address's /64, however the address is written", () => {
+    expect(clientKey("198.51.100.7")).toBe("198.51.100.7");
+    expect(clientKey("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(clientKey("2001:0DB8:0001:0002:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
+    expect(clientKey("2001:db8::2:1")).toBe("2001:db8:0:0::/64");
+    expect(clientKey("::1")).toBe("0:0:0:0::/64");
+  });
+
+  it("counts two addresses of one IPv6 /64 as one client", async () => {
+    stubOrigin(Response.json({ id: "x" }));
+    const request = limited({ PRODUCT_MISS_LIMITER: env.TEST_LIMIT_3 });
+    const prefix = `2001:db8:${testNumber}:7`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await request(`/api/products/v6-${i}`, from(`${prefix}::${i + 1}`))).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
   });
 });

@@ -8,9 +8,20 @@ import { bearerToken } from "./validate-session";
 /**
  * The client a limit counts: Cloudflare sets CF-Connecting-IP to the
  * connecting address (a client cannot choose it); locally Miniflare sets the
- * local address, so every local request counts as one client.
+ * local address, so every local request counts as one client. An IPv6 client
+ * counts by its /64: one subscriber usually holds a whole /64 and could
+ * otherwise take a fresh address for every request.
  */
-export const clientIp = (c: Context<AppEnv>) => c.req.header("CF-Connecting-IP") ?? "local";
+export const clientIp = (c: Context<AppEnv>) => clientKey(c.req.header("CF-Connecting-IP") ?? "local");
+
+export function clientKey(address: string): string {
+  if (!address.includes(":")) return address;
+  const [head = "", tail] = address.toLowerCase().split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
 
 /**
  * Counts one request against the `name` limit for `key` and throws 429 with
