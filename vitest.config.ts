@@ -18,6 +18,12 @@ export default defineConfig({
               compatibilityDate: COMPATIBILITY_DATE,
               compatibilityFlags: [...COMPATIBILITY_FLAGS],
               kvNamespaces: [...KV_BINDINGS],
+              // Not bound under the Worker's limiter names, so other tests are not limited; the
+              // rate-limit tests pass them in as PRODUCT_MISS_LIMITER and the rest (worker/test/rate-limits.test.ts).
+              ratelimits: {
+                TEST_LIMIT_3: { namespace_id: "9001", simple: { limit: 3, period: 60 } },
+                TEST_LIMIT_3_SECOND: { namespace_id: "9002", simple: { limit: 3, period: 60 } },
+              },
               bindings: {
                 ADMIN_TOKEN: "test-admin-token",
                 ENVIRONMENT: "test",

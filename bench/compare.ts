@@ -34,7 +34,7 @@ const SCENARIOS = {
 } as const;
 const REFERENCE_PATHS = {
   "flag-eval": "/",
-  "session-read": `/SESSIONS/${encodeURIComponent(sessionKey(SESSION_ID))}`,
+  "session-read": `/SESSIONS/${encodeURIComponent(await sessionKey(SESSION_ID))}`,
   "cache-hit": `/CACHE/${encodeURIComponent(productKey("bench-hit"))}`,
 } as const;
 
@@ -74,7 +74,7 @@ const now = Date.now();
 const { value: flagValue, metadata: flagMetadata } = encodeFlag({ enabled: true, percentage: 25 });
 await (await mf.getKVNamespace("CONFIG")).put(flagKey("bench-flag-000"), flagValue, { metadata: flagMetadata });
 const session = { userId: "u", email: "u@example.com", roles: [], createdAt: new Date(now).toISOString(), expiresAt: new Date(now + 86_400_000).toISOString() };
-await (await mf.getKVNamespace("SESSIONS")).put(sessionKey(SESSION_ID), encodeSession(session));
+await (await mf.getKVNamespace("SESSIONS")).put(await sessionKey(SESSION_ID), encodeSession(session));
 await (await mf.getKVNamespace("CACHE")).put(productKey("bench-hit"), JSON.stringify({ id: "bench-hit", priceCents: 1999 }), {
   metadata: { fetchedAt: now, ttlSeconds: CACHE_STALE_SECONDS },
 });

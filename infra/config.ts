@@ -4,12 +4,15 @@
  * plan and the local runner apply the same ones.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { parseAdminTokens } from "../worker/src/contract";
 import { ConfigError, PROJECT, SECRET_KEYS, type StackConfig, parseStackConfig } from "./stack-file";
 
 export interface Config extends StackConfig {
   adminToken: pulumi.Output<string>;
   /** The admin token being rotated out; undefined when unset or empty, so no empty secret is bound. */
   adminTokenPrevious: pulumi.Output<string> | undefined;
+  /** ADMIN_TOKENS: the named tokens as validated JSON, a secret; undefined when none are configured. */
+  adminTokens: pulumi.Output<string> | undefined;
 }
 
 /**
@@ -55,10 +58,29 @@ export function readConfig(): Config {
         `is stored in plain text in Pulumi.${stack}.yaml; set it with \`pulumi config set --secret adminTokenPrevious <old token> --stack ${stack}\``,
       );
     }
-    return { ...parsed, adminToken: config.requireSecret("adminToken"), adminTokenPrevious };
+    return { ...parsed, adminToken: config.requireSecret("adminToken"), adminTokenPrevious, adminTokens: readAdminTokens(config, stack) };
   } catch (error) {
     // RunError: Pulumi prints the message alone, without a stack trace.
     if (error instanceof ConfigError) throw new pulumi.RunError(error.message);
     throw error;
   }
+}
+
+/**
+ * `adminTokens`, checked with the Worker's own schema (the error names the
+ * entry and field, never a token). The plain value is read only to check it;
+ * what reaches the program is a secret.
+ */
+function readAdminTokens(config: pulumi.Config, stack: string): pulumi.Output<string> | undefined {
+  const parsed = parseAdminTokens(config.get("adminTokens"));
+  if ("error" in parsed) {
+    throw new ConfigError(stack, "adminTokens", `${parsed.error}; it is a JSON list of {name, token, scopes}, set with \`pulumi config set --secret adminTokens '<json>' --stack ${stack}\``);
+  }
+  if (parsed.tokens.length === 0) return undefined;
+  // An optional key cannot be declared secret in Pulumi.yaml (the CLI would refuse its default), so the program refuses plain text.
+  if (!isConfigSecret(`${PROJECT}:adminTokens`)) {
+    throw new ConfigError(stack, "adminTokens", `is stored in plain text in Pulumi.${stack}.yaml; set it with \`pulumi config set --secret adminTokens '<json>' --stack ${stack}\``);
+  }
+  // The configured text itself, not a re-serialisation: plans redact exactly the configured secret values.
+  return config.requireSecret("adminTokens");
 }

@@ -7,6 +7,7 @@
 import { join, relative } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { DIST, NO_BUILD_ENV, ensureBuilt, readManifest } from "../worker/build";
+import { rateLimitBindings } from "../worker/src/contract";
 import { FeatureFlags } from "./components/feature-flags";
 import { KvNamespaces } from "./components/kv-namespaces";
 import { type Bundle, WorkerService } from "./components/worker-service";
@@ -43,8 +44,10 @@ export default async function program(bundle?: Bundle) {
     compatibilityFlags: config.compatibilityFlags,
     namespaceIds: namespaces.ids,
     vars: workerVars(config, built.sha256),
+    rateLimits: rateLimitBindings(config.rateLimits),
     adminToken: config.adminToken,
     adminTokenPrevious: config.adminTokenPrevious,
+    adminTokens: config.adminTokens,
     workersDev: config.workersDev,
     workersDevSubdomain: config.workersDevSubdomain,
     rollout: config.rollout,

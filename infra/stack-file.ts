@@ -22,6 +22,10 @@ import {
   Flag,
   KV_BINDINGS,
   type KvBinding,
+  RATE_LIMIT_DEFAULTS,
+  RATE_LIMIT_NAMES,
+  RATE_LIMIT_PERIODS,
+  type RateLimitsSettings,
   SESSION_MAX_LIFETIME,
   SESSION_TTL,
   VARS,
@@ -67,6 +71,8 @@ export interface StackConfig {
   namespaceTitles: Record<KvBinding, { title: string; previewTitle: string }>;
   /** Existing namespaces (from a wrangler deployment) the program imports instead of creating, by binding. */
   adoptedNamespaces: Partial<Record<KvBinding, AdoptedNamespace>>;
+  /** The Workers Rate Limiting bindings' namespace ids and limits, defaults filled in. */
+  rateLimits: RateLimitsSettings;
 }
 
 /**
@@ -102,7 +108,7 @@ export class ConfigError extends Error {
 export const physicalName = (project: string, stack: string, logical: string) =>
   `${project}-${stack}-${logical}`.toLowerCase();
 
-/** Every key the program reads, besides the secrets `adminToken` and `adminTokenPrevious`. Pulumi.yaml declares each of them. */
+/** Every key the program reads, besides the secrets (SECRET_KEYS). Pulumi.yaml declares each of them. */
 export const CONFIG_KEYS = [
   "accountId",
   "zoneId",
@@ -122,8 +128,9 @@ export const CONFIG_KEYS = [
   "flags",
   "rollout",
   "adoptedNamespaces",
+  "rateLimits",
 ] as const;
-export const SECRET_KEYS = ["adminToken", "adminTokenPrevious"] as const;
+export const SECRET_KEYS = ["adminToken", "adminTokenPrevious", "adminTokens"] as const;
 
 export const HEX_ID = /^[0-9a-f]{32}$/;
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
@@ -232,6 +239,7 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
   }
 
   const adoptedNamespaces = parseAdopted(read.object("adoptedNamespaces"), fail);
+  const rateLimits = parseRateLimits(read.object("rateLimits"), fail);
 
   const namespaceTitles = Object.fromEntries(
     KV_BINDINGS.map((binding) => {
@@ -263,6 +271,7 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     rollout,
     namespaceTitles,
     adoptedNamespaces,
+    rateLimits,
   };
 }
 
@@ -325,6 +334,7 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
     [VARS.managedFlags]: Object.keys(config.flags).join(","),
     [VARS.bundleSha256]: bundleSha256,
+    [VARS.rateLimits]: JSON.stringify(config.rateLimits.limits),
   };
 }
 
@@ -424,4 +434,34 @@ class Reader {
       return this.fail(key, `is not valid JSON: ${value}`);
     }
   }
+}
+
+/**
+ * `rateLimits`: {namespaceBase?, <limit name>?: {limit, period}}; a limit left
+ * out takes RATE_LIMIT_DEFAULTS. Untyped in Pulumi.yaml (no "object" type).
+ */
+const RateLimitSchema = v.strictObject({
+  limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
+  period: v.picklist(RATE_LIMIT_PERIODS, "must be 10 or 60 (seconds), the periods the binding supports"),
+});
+const RateLimitsConfig = v.strictObject({
+  namespaceBase: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(2_000_000_000)), 1000),
+  ...(Object.fromEntries(RATE_LIMIT_NAMES.map((name) => [name, v.optional(RateLimitSchema)])) as Record<
+    (typeof RATE_LIMIT_NAMES)[number],
+    v.OptionalSchema<typeof RateLimitSchema, undefined>
+  >),
+});
+
+function parseRateLimits(value: Record<string, unknown>, fail: (key: string, detail: string) => never): RateLimitsSettings {
+  const parsed = v.safeParse(RateLimitsConfig, value);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = v.getDotPath(issue);
+    return fail(path ? `rateLimits.${path}` : "rateLimits", issue.message);
+  }
+  const { namespaceBase, ...given } = parsed.output;
+  return {
+    namespaceBase,
+    limits: Object.fromEntries(RATE_LIMIT_NAMES.map((name) => [name, given[name] ?? RATE_LIMIT_DEFAULTS[name]])) as RateLimitsSettings["limits"],
+  };
 }

@@ -5,7 +5,7 @@
  *
  *   npm start [-- --port 8787 --host 127.0.0.1 --stack dev --data-dir <path> --origin-url <url> --ephemeral]
  *
- * Settings: flags > environment (PORT, HOST, ADMIN_TOKEN, ORIGIN_URL) > .dev.vars >
+ * Settings: flags > environment (PORT, HOST, ADMIN_TOKEN, ADMIN_TOKENS, ORIGIN_URL) > .dev.vars >
  * Pulumi.<stack>.yaml, read and validated by infra/stack-file.ts exactly as `pulumi up` reads it.
  */
 import { randomBytes } from "node:crypto";
@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { compatibilityDate as supportedCompatibilityDate } from "workerd";
 import { loadStackConfig, workerVars } from "../infra/stack-file";
-import { type Flag, KV_BINDINGS, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
+import { type Flag, KV_BINDINGS, parseAdminTokens, rateLimitBindings, type RateLimitsSettings, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 import { localWorker } from "./lib/local-worker";
@@ -34,12 +34,16 @@ export interface LocalStackOptions {
   adminToken?: string;
   /** The admin token being rotated out, also accepted; none by default. */
   adminTokenPrevious?: string | undefined;
+  /** Named admin tokens with scopes, the JSON of ADMIN_TOKENS (docs/security.md); none by default. */
+  adminTokens?: string | undefined;
   /** Default: the stack's origin. */
   originUrl?: string;
   /** Default: .data/<stack>. */
   dataDir?: string;
   /** Keep KV in memory only. */
   ephemeral?: boolean;
+  /** Default: the stack's rate limits (`rateLimits` in its config). */
+  rateLimits?: RateLimitsSettings;
   log?: (line: string) => void;
   /** Each line workerd logs (console output, runtime warnings); default: printed as Miniflare prints them. */
   onRuntimeLog?: (entry: RuntimeLogEntry) => void;
@@ -74,10 +78,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const dataDir = options.dataDir ?? join(ROOT, ".data", stack);
   log(options.ephemeral ? "data: in memory (--ephemeral), gone when stopped" : `data: ${displayPath(dataDir)} (kept across restarts)`);
 
+  const named = parseAdminTokens(options.adminTokens);
+  if ("error" in named) throw new CliError(`${SECRETS.adminTokens} is invalid: ${named.error} (a JSON list of {name, token, scopes}; see docs/security.md)`);
   const generatedToken = options.adminToken === undefined;
   const adminToken = options.adminToken ?? randomBytes(24).toString("base64url");
+  const rateLimits = options.rateLimits ?? settings.rateLimits;
+  const limiters = rateLimitBindings(rateLimits);
   const vars = {
-    ...workerVars(settings, manifest.sha256),
+    ...workerVars({ ...settings, rateLimits }, manifest.sha256),
     ...(options.stack === undefined && { [VARS.environment]: "local" }),
     ...(options.originUrl !== undefined && { [VARS.originUrl]: options.originUrl }),
   };
@@ -100,7 +108,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           ...vars,
           [SECRETS.adminToken]: adminToken,
           ...(options.adminTokenPrevious ? { [SECRETS.adminTokenPrevious]: options.adminTokenPrevious } : {}),
+          ...(named.tokens.length > 0 && options.adminTokens ? { [SECRETS.adminTokens]: options.adminTokens } : {}),
         },
+        // The stack's limits, as Cloudflare enforces them (counters in memory, per run).
+        rateLimits: limiters.map(({ name, namespaceId, limit, period }) => ({ name, namespace: String(namespaceId), limit, period })),
         // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
         json: { [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA } },
       }),
@@ -109,9 +120,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const dispose = () => mf.dispose();
   try {
     const ready = await mf.ready;
-    const secrets = [SECRETS.adminToken, ...(options.adminTokenPrevious ? [SECRETS.adminTokenPrevious] : [])];
+    const secrets = [
+      SECRETS.adminToken,
+      ...(options.adminTokenPrevious ? [SECRETS.adminTokenPrevious] : []),
+      ...(named.tokens.length > 0 ? [`${SECRETS.adminTokens} (${named.tokens.map((t) => `${t.name}: ${t.scopes.join(" ")}`).join("; ")})`] : []),
+    ];
     log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
+    log(`rate limits per client (and per session for refreshes): ${limiters.map((l) => `${l.name} ${l.limit}/${l.period}s`).join(", ")}`);
     if (managedFlags.length > 0) {
       await seedFlags(mf, settings.flags);
       log(`flags declared as code, written to CONFIG: ${managedFlags.join(", ")}`);
@@ -184,6 +200,7 @@ export function cliOptions(
     host: setting(values.host, "HOST") ?? DEFAULT_HOST,
     adminToken: firstSet(env[SECRETS.adminToken], devVars[SECRETS.adminToken]),
     adminTokenPrevious: firstSet(env[SECRETS.adminTokenPrevious], devVars[SECRETS.adminTokenPrevious]),
+    adminTokens: firstSet(env[SECRETS.adminTokens], devVars[SECRETS.adminTokens]),
     originUrl: setting(values["origin-url"], VARS.originUrl),
     stack: values.stack,
     dataDir: values["data-dir"],

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import * as v from "valibot";
 import { PLACEHOLDER_ID, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
-import { KV_BINDINGS, VARS, VERSION_METADATA_BINDING } from "../worker/src/contract";
+import { KV_BINDINGS, VARS, VERSION_METADATA_BINDING, rateLimitBindings } from "../worker/src/contract";
 import { ROOT } from "./build";
 import { readArtifact } from "./lib/delivery-artifact";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
@@ -79,6 +79,8 @@ export function wranglerConfig(config: StackConfig, outputs: Outputs, bundleSha2
     })),
     vars,
     version_metadata: { binding: VERSION_METADATA_BINDING },
+    // The stack's Workers Rate Limiting bindings, as the Pulumi program provisions them.
+    ratelimits: rateLimitBindings(config.rateLimits).map(({ name, namespaceId, limit, period }) => ({ name, namespace_id: namespaceId, simple: { limit, period } })),
     observability: { enabled: true },
     // Worker Previews inherit none of the above bindings: a preview gets the
     // stack's preview namespaces, never dev's or prod's data.

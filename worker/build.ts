@@ -30,8 +30,12 @@ const SOURCES = join(ROOT, "worker/src");
  * the Pulumi program must not build either, and works without dist/.
  */
 export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
-/** The production bundle's budget: the build fails above either size. */
-export const BUNDLE_BUDGET = { bytes: 64 * 1024, gzipBytes: 24 * 1024 } as const;
+/**
+ * The production bundle's budget: the build fails above either size. 25 KiB
+ * gzip from 24 for issue 18's hand-off and issue 20's scoped tokens, hashed
+ * sessions and rate limits, which left 150 bytes of the old budget.
+ */
+export const BUNDLE_BUDGET = { bytes: 64 * 1024, gzipBytes: 25 * 1024 } as const;
 
 export interface Manifest {
   /** File name of the bundle inside dist/, used as the Worker's main module. */

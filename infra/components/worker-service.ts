@@ -1,6 +1,6 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import { KV_BINDINGS, type KvBinding, SECRETS, VERSION_METADATA_BINDING } from "../../worker/src/contract";
+import { KV_BINDINGS, type KvBinding, type RateLimitBinding, SECRETS, VERSION_METADATA_BINDING } from "../../worker/src/contract";
 import { type Rollout, type TrafficShare, trafficSplit } from "../rollout";
 
 /** The built Worker as the provider uploads it. */
@@ -21,10 +21,14 @@ export interface WorkerServiceArgs {
   namespaceIds: Record<KvBinding, pulumi.Input<string>>;
   /** Plain-text vars, by name. */
   vars: Record<string, string>;
+  /** Workers Rate Limiting bindings (contract's rateLimitBindings). */
+  rateLimits: readonly RateLimitBinding[];
   /** A Pulumi secret (config.requireSecret), so the bindings reach the engine as a secret. */
   adminToken: pulumi.Output<string>;
   /** The admin token being rotated out, also a secret; no binding at all when undefined. */
   adminTokenPrevious?: pulumi.Output<string> | undefined;
+  /** ADMIN_TOKENS (named tokens with scopes, JSON), a secret; no binding at all when undefined. */
+  adminTokens?: pulumi.Output<string> | undefined;
   workersDev: boolean;
   /** The account's workers.dev subdomain, when known: gives the version's preview URL. */
   workersDevSubdomain: string | undefined;
@@ -98,6 +102,7 @@ export class WorkerService extends pulumi.ComponentResource {
         bindings: [
           { type: "secret_text", name: SECRETS.adminToken, text: args.adminToken },
           ...(args.adminTokenPrevious ? [{ type: "secret_text", name: SECRETS.adminTokenPrevious, text: args.adminTokenPrevious }] : []),
+          ...(args.adminTokens ? [{ type: "secret_text", name: SECRETS.adminTokens, text: args.adminTokens }] : []),
         ],
         annotations: { workersTag: "secrets", workersMessage: `Holds the admin tokens for the releases to inherit; never deployed` },
       },
@@ -122,7 +127,9 @@ export class WorkerService extends pulumi.ComponentResource {
           ...Object.entries(args.vars).map(([varName, text]) => ({ type: "plain_text", name: varName, text })),
           { type: "inherit", name: SECRETS.adminToken, versionId: secrets.id },
           ...(args.adminTokenPrevious ? [{ type: "inherit", name: SECRETS.adminTokenPrevious, versionId: secrets.id }] : []),
+          ...(args.adminTokens ? [{ type: "inherit", name: SECRETS.adminTokens, versionId: secrets.id }] : []),
           { type: "version_metadata", name: VERSION_METADATA_BINDING },
+          ...args.rateLimits.map(({ name, namespaceId, limit, period }) => ({ type: "ratelimit", name, namespaceId, simple: { limit, period } })),
         ],
         // The tag is what /health reports as versionTag: the bundle it runs.
         annotations: { workersTag: args.bundle.sha256, workersMessage: `${args.workerName}: bundle sha256 ${args.bundle.sha256}` },

@@ -19,6 +19,8 @@ export interface RecordedBinding {
   text?: string;
   /** `inherit` bindings: the version the value comes from. */
   versionId?: string;
+  /** `ratelimit` bindings: the limit per period (seconds), counted in namespace `namespaceId`. */
+  simple?: { limit: number; period: number };
 }
 
 export interface RecordedResource {

@@ -62,6 +62,8 @@ function details(resource: RecordedResource, titles: Map<string, string>, versio
               return `binding ${b.name} ← ${version(b.versionId)} (inherit)`;
             case "version_metadata":
               return `binding ${b.name} (version_metadata)`;
+            case "ratelimit":
+              return `binding ${b.name}: ${b.simple?.limit} per ${b.simple?.period} s, namespace ${b.namespaceId} (ratelimit)`;
             default:
               return `binding ${b.name} = ${JSON.stringify(b.text)} (${b.type})`;
           }

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { COMPATIBILITY_DATE, KV_BINDINGS, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
+import { COMPATIBILITY_DATE, KV_BINDINGS, RATE_LIMIT_BINDINGS, RATE_LIMIT_NAMES, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
 import { ROOT } from "../../worker/build";
 import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
@@ -88,15 +88,30 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     expect(findResource(r, T.worker, "worker-script").inputs.observability).toMatchObject({ enabled: true, logs: { enabled: true } });
   });
 
-  it("has the bindings the Worker had before versions, plus CF_VERSION_METADATA", () => {
+  it("has the bindings the Worker had before versions, plus CF_VERSION_METADATA and the rate limiters", () => {
     const config = loadStackConfig(stack);
     expect(bindingsOf(stacks[stack]!).map((b) => `${b.name} ${b.type}`)).toEqual([
       ...KV_BINDINGS.map((b) => `${b} kv_namespace`),
       ...Object.values(VARS).map((name) => `${name} plain_text`),
       `${SECRETS.adminToken} inherit`,
       `${VERSION_METADATA_BINDING} version_metadata`,
+      ...Object.values(RATE_LIMIT_BINDINGS).map((name) => `${name} ratelimit`),
     ]);
     expect(bindingsOf(stacks[stack]!).find((b) => b.name === VARS.environment)?.text).toBe(config.environment);
+  });
+
+  it("provisions a ratelimit binding per limit from the stack's rateLimits, with the stack's own namespace ids", () => {
+    const config = loadStackConfig(stack);
+    const limiters = bindingsOf(stacks[stack]!).filter((b) => b.type === "ratelimit");
+    expect(limiters).toEqual(
+      RATE_LIMIT_NAMES.map((name, i) => ({
+        type: "ratelimit",
+        name: RATE_LIMIT_BINDINGS[name],
+        namespaceId: String(config.rateLimits.namespaceBase + i),
+        simple: config.rateLimits.limits[name],
+      })),
+    );
+    expect(JSON.parse(String(bindingsOf(stacks[stack]!).find((b) => b.name === VARS.rateLimits)?.text))).toEqual(config.rateLimits.limits);
   });
 
   it("keeps the admin token secret: one secrets version every release inherits it from, a secret output, never plain text", () => {
@@ -273,5 +288,42 @@ describe("admin token rotation", () => {
     const r = await recordStack("dev", { config: { ...readStackFiles("dev"), adminTokenPrevious: "" }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
     expect(bindingsOf(r).map((b) => b.name)).not.toContain("ADMIN_TOKEN_PREVIOUS");
     expect(findResource(r, T.version, "worker-secrets").inputs.bindings).toEqual([{ type: "secret_text", name: "ADMIN_TOKEN", text: SECRET }]);
+  });
+});
+
+describe("scoped admin tokens (adminTokens)", () => {
+  const TOKENS = JSON.stringify([
+    { name: "ci-purge", token: "purge-only-token-for-ci-0123456789", scopes: ["cache:purge"] },
+    { name: "support", token: "support-desk-token-0123456789", scopes: ["sessions:revoke", "read"] },
+  ]);
+
+  it("binds a configured list as the secret_text ADMIN_TOKENS, inherited by the release, never in plain text or an output", async () => {
+    const r = await recordStack("dev", { config: readStackFiles("dev"), secrets: { adminToken: ADMIN_TOKEN, adminTokens: TOKENS }, bundle: SNAPSHOT_BUNDLE });
+    const secrets = findResource(r, T.version, "worker-secrets");
+    expect(secrets.inputs.bindings).toContainEqual({ type: "secret_text", name: "ADMIN_TOKENS", text: SECRET });
+    expect(secrets.secretInputs).toContain("bindings");
+    expect(bindingsOf(r).find((b) => b.name === "ADMIN_TOKENS")).toEqual({ type: "inherit", name: "ADMIN_TOKENS", versionId: secrets.id });
+    expect(r.secretOutputs).toEqual(["adminToken"]);
+    expect(JSON.stringify(r)).not.toContain("purge-only-token");
+  });
+
+  it("binds nothing when the stack leaves adminTokens at its default (an empty list)", async () => {
+    const r = await recordStack("dev", { config: { ...readStackFiles("dev"), adminTokens: "[]" }, secrets: { adminToken: ADMIN_TOKEN }, bundle: SNAPSHOT_BUNDLE });
+    expect(bindingsOf(r).map((b) => b.name)).not.toContain("ADMIN_TOKENS");
+  });
+
+  it("refuses a malformed list before registering anything, naming the field and never the token", async () => {
+    const bad = JSON.stringify([{ name: "ci", token: "too-short-secret", scopes: ["cache:purge"] }, { name: "x", token: "another-token-0123456789", scopes: ["everything"] }]);
+    const registered: string[] = [];
+    const error = await recordStack("dev", {
+      config: readStackFiles("dev"),
+      secrets: { adminToken: ADMIN_TOKEN, adminTokens: bad },
+      bundle: SNAPSHOT_BUNDLE,
+      onResource: (res) => registered.push(res.name),
+    }).then(() => undefined, (e: Error) => e);
+    expect(error?.message).toMatch(/config key "kv-worker-stack:adminTokens": 1\.scopes\.0: /);
+    expect(error?.message).toContain("pulumi config set --secret adminTokens");
+    expect(error?.message).not.toContain("another-token");
+    expect(registered).toEqual([]);
   });
 });

@@ -32,6 +32,8 @@ describe("wrangler config from stack outputs", () => {
     expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode" });
     expect(config.vars).not.toHaveProperty("ADMIN_TOKEN");
     expect(config.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
+    expect(config.ratelimits).toContainEqual({ name: "PRODUCT_MISS_LIMITER", namespace_id: "1000", simple: { limit: 600, period: 60 } });
+    expect(config.ratelimits.map((r) => r.name)).toEqual(["PRODUCT_MISS_LIMITER", "REFRESH_CLIENT_LIMITER", "REFRESH_SESSION_LIMITER", "FLAG_EVALUATION_LIMITER"]);
   });
 
   it("runs Worker Previews on the preview namespaces, as ENVIRONMENT=preview, without flags as code", () => {

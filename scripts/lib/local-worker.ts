@@ -26,6 +26,8 @@ export interface LocalWorker {
   text?: Readonly<Record<string, string>>;
   /** JSON bindings (the version-metadata stand-in). */
   json?: Readonly<Record<string, unknown>>;
+  /** Workers Rate Limiting bindings: `limit` requests per `period` seconds per key. */
+  rateLimits?: readonly { name: string; namespace: string; limit: number; period: 10 | 60 }[];
   /** Serve this Worker on its own loopback port too (mf.unsafeGetDirectURL(name)). */
   directSocket?: boolean;
 }
@@ -37,6 +39,7 @@ export function localWorker(worker: LocalWorker): LocalWorkerOptions {
   for (const [name, id] of Object.entries(worker.kv ?? {})) env[name] = { type: "kv", id };
   for (const [name, value] of Object.entries(worker.text ?? {})) env[name] = { type: "text", value };
   for (const [name, value] of Object.entries(worker.json ?? {})) env[name] = { type: "json", value: value as never };
+  for (const { name, namespace, limit, period } of worker.rateLimits ?? []) env[name] = { type: "rate-limit", namespace, simple: { limit, period } };
   return {
     config: {
       name: worker.name,

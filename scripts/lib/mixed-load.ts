@@ -7,6 +7,7 @@
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import autocannon, { type Result } from "autocannon";
+import { RATE_LIMIT_NAMES, type RateLimitsSettings } from "../../worker/src/contract";
 import { type LocalStack, type RuntimeLogEntry, startLocalStack } from "../start";
 
 /** The rollout flag every load run evaluates; with `distinctIds`, other names are evaluated too (unknown, so cached as missing). */
@@ -45,6 +46,32 @@ async function startOriginStub(): Promise<{ url: string; stop(): Promise<void> }
       await once(thread, "exit");
     },
   };
+}
+
+/**
+ * The limits the load runs with: the limiter bindings are there (their cost is
+ * part of what is measured) but set far above what the synthetic clients
+ * send. Each connection is a client of its own (clientAddress), yet one
+ * connection sends as fast as the server answers, hundreds of requests a
+ * minute, far more than a person: under the dev stack's limits (600 product
+ * misses a minute per client) a soak over 20,000 ids would measure 429s.
+ * scripts/test/rate-limit.test.ts checks the dev stack's limits themselves.
+ */
+export const LOAD_RATE_LIMITS: RateLimitsSettings = {
+  namespaceBase: 1000,
+  limits: Object.fromEntries(RATE_LIMIT_NAMES.map((name) => [name, { limit: 1_000_000, period: 60 }])) as RateLimitsSettings["limits"],
+};
+
+/**
+ * Each autocannon connection as a client of its own: CF-Connecting-IP (which
+ * Cloudflare sets from the connection, and Miniflare keeps when a client
+ * sends it) from the connection's context, so limiter keys spread as they do
+ * in production.
+ */
+let connectionsSeen = 0;
+export function clientAddress(context: Record<string, unknown>): Record<string, string> {
+  context.clientIp ??= `10.${(connectionsSeen >> 16) & 255}.${(connectionsSeen >> 8) & 255}.${connectionsSeen++ & 255}`;
+  return { "cf-connecting-ip": String(context.clientIp) };
 }
 
 export interface LoadTarget {
@@ -98,7 +125,14 @@ export async function startLoadTarget(options: { dataDir?: string } = {}): Promi
   const originUrl = origin.url;
   const storage = options.dataDir ? { dataDir: options.dataDir } : { ephemeral: true };
   const runtime = runtimeWatch();
-  const stack = await startLocalStack({ port: 0, ...storage, adminToken: "load-admin-token", originUrl, onRuntimeLog: runtime.onRuntimeLog });
+  const stack = await startLocalStack({
+    port: 0,
+    ...storage,
+    adminToken: "load-admin-token",
+    originUrl,
+    rateLimits: LOAD_RATE_LIMITS,
+    onRuntimeLog: runtime.onRuntimeLog,
+  });
   const flag = await fetch(`${stack.url}/api/features/${LOAD_FLAG}`, {
     method: "PUT",
     headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
@@ -155,7 +189,7 @@ export async function mixedLoad(
       {
         method: "POST",
         path: "/sessions",
-        headers: admin,
+        setupRequest: (request, context) => ({ ...request, headers: { ...admin, ...clientAddress(context) } }),
         body: JSON.stringify({ userId: "u-load", email: "load@example.com", roles: ["reader"] }),
         onResponse: (status, body, context) => {
           tally("POST /sessions")(status);
@@ -167,30 +201,30 @@ export async function mixedLoad(
       },
       // Reads what this connection just wrote, then a flag and a product (cache hit or miss).
       {
-        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/sessions/${String(context.sessionId)}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/sessions/${String(context.sessionId)}`, headers: clientAddress(context) }),
         onResponse: tally("GET /sessions/:id"),
       },
       {
-        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/features/${flagName()}?userId=u-${++n}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/api/features/${flagName()}?userId=u-${++n}`, headers: clientAddress(context) }),
         onResponse: tally("GET /api/features/:name"),
       },
       {
-        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}`, headers: clientAddress(context) }),
         onResponse: tally("GET /api/products/:id"),
       },
       // What OpenFeature's web providers poll, then a second product, so products are a third of the mix.
       {
-        setupRequest: (request) => ({
+        setupRequest: (request, context) => ({
           ...request,
           method: "POST",
           path: "/ofrep/v1/evaluate/flags",
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", ...clientAddress(context) },
           body: JSON.stringify({ context: { targetingKey: `u-${n}` } }),
         }),
         onResponse: tally("POST /ofrep/v1/evaluate/flags"),
       },
       {
-        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${(n * 7 + 3) % distinct}` }),
+        setupRequest: (request, context) => ({ ...request, method: "GET", path: `/api/products/p-${(n * 7 + 3) % distinct}`, headers: clientAddress(context) }),
         onResponse: tally("GET /api/products/:id"),
       },
     ],

@@ -39,6 +39,21 @@ const recordingFetch: typeof fetch = async (input, init) => {
   return response;
 };
 
+/** Named tokens (ADMIN_TOKENS) for the 403 answers: one holding only `read`, one only `cache:purge`. */
+const READ_ONLY = "contract-read-only-token";
+const PURGE_ONLY = "contract-purge-only-token";
+const NAMED_TOKENS = JSON.stringify([
+  { name: "read-only", token: READ_ONLY, scopes: ["read"] },
+  { name: "purge-only", token: PURGE_ONLY, scopes: ["cache:purge"] },
+]);
+
+/** Low enough that the 429s below are quick to reach, high enough that the rest of the exercise (one client) never is. */
+const LIMIT = 30;
+const CONTRACT_LIMITS = {
+  namespaceBase: 1000,
+  limits: { productMisses: { limit: LIMIT, period: 60 }, refreshesPerClient: { limit: LIMIT, period: 60 }, refreshesPerSession: { limit: LIMIT, period: 60 }, flagEvaluations: { limit: LIMIT, period: 60 } },
+} as const;
+
 let stack: LocalStack;
 let origin: Server;
 let raw: (path: string, init?: RequestInit) => Promise<Response>;
@@ -52,7 +67,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
-  stack = await startLocalStack({ port: 0, ephemeral: true, adminToken: "contract-test", originUrl });
+  stack = await startLocalStack({ port: 0, ephemeral: true, adminToken: "contract-test", adminTokens: NAMED_TOKENS, originUrl, rateLimits: CONTRACT_LIMITS });
   raw = (path, init) => recordingFetch(`${stack.url}${path}`, init);
 }, 60_000);
 afterAll(async () => {
@@ -69,6 +84,22 @@ async function exercise() {
 
   await api.health();
   await raw("/openapi.json");
+  await raw("/health/details", { headers: admin });
+  await raw("/health/details"); // 401
+  await raw("/health/details", { headers: { authorization: `Bearer ${PURGE_ONLY}` } }); // 403
+
+  // 403 insufficient_scope: a named token without the route's scope.
+  const readOnly = { authorization: `Bearer ${READ_ONLY}` };
+  await raw("/sessions", json("POST", '{"userId":"u1","email":"u1@example.com"}', readOnly));
+  await raw(`/sessions/${"s".repeat(32)}`, { method: "DELETE", headers: readOnly });
+  await raw(`/sessions/${"s".repeat(32)}/refresh`, { method: "POST", headers: readOnly });
+  await raw("/users/u2/sessions", { headers: readOnly });
+  await raw("/users/u2/sessions", { method: "DELETE", headers: readOnly });
+  await raw("/api/products/p1/cache", { method: "DELETE", headers: readOnly });
+  await raw("/api/cache?prefix=product:", { method: "DELETE", headers: readOnly });
+  await raw("/api/features", { headers: { authorization: `Bearer ${PURGE_ONLY}` } });
+  await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}', readOnly));
+  await raw("/api/features/contract-flag", { method: "DELETE", headers: readOnly });
 
   const { sessionId } = await api.createSession({ userId: "u1", email: "u1@example.com", roles: ["editor"], ttlSeconds: 3600 });
   await api.getSession(sessionId);
@@ -127,6 +158,19 @@ async function exercise() {
   await raw("/ofrep/v1/evaluate/flags", json("POST", "[]")); // 400
   await raw("/ofrep/v1/evaluate/flags", json("POST", big)); // 413
   await api.deleteFlag("contract-flag");
+
+  // 429 rate_limited: from a client of its own (CF-Connecting-IP) per route, twice the limit and one more,
+  // so the limit is passed even if the limiter's fixed window turns over during the burst.
+  const client = (n: number) => ({ "cf-connecting-ip": `192.0.2.${n}` });
+  const { sessionId: limitedSession } = await api.createSession({ userId: "u3", email: "u3@example.com", ttlSeconds: 3600 });
+  const overLimit: ((i: number) => Promise<Response>)[] = [
+    (i) => raw(`/api/products/limited-${i}`, { headers: client(1) }),
+    () => raw(`/sessions/${limitedSession}/refresh`, { method: "POST", headers: { ...client(2), authorization: `Bearer ${limitedSession}` } }),
+    () => raw("/api/features/contract-flag?userId=u", { headers: client(3) }),
+    () => raw("/ofrep/v1/evaluate/flags/contract-flag", json("POST", context, client(4))),
+    () => raw("/ofrep/v1/evaluate/flags", json("POST", context, client(5))),
+  ];
+  for (const send of overLimit) for (let i = 0; i <= 2 * LIMIT; i++) await (await send(i)).arrayBuffer();
 }
 
 /** The document operation a recorded request went to. */

@@ -1,8 +1,8 @@
 import autocannon, { type Result } from "autocannon";
 import { nanoid } from "nanoid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type SessionRecord, type UserSessionMetadata, encodeSession, sessionKey, userSessionKey } from "../../worker/src/contract";
-import { type LoadTarget, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "../lib/mixed-load";
+import { SESSION_ID_PREFIX_LENGTH, type SessionRecord, type UserSessionMetadata, encodeSession, sessionHash, sessionKey, userSessionKey } from "../../worker/src/contract";
+import { clientAddress, type LoadTarget, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "../lib/mixed-load";
 import { revoke } from "../revoke";
 import { LOAD_TEST_CONNECTIONS } from "../soak";
 import { type LocalStack, startLocalStack } from "../start";
@@ -60,8 +60,8 @@ describe("load: sign out everywhere during 50 connections of session reads and r
     const kv = await stack.mf.getKVNamespace("SESSIONS");
     const now = Date.now();
     const create = async (id: string, session: SessionRecord) => {
-      const metadata: UserSessionMetadata = { sessionId: id, createdAt: session.createdAt, expiresAt: session.expiresAt };
-      await kv.put(sessionKey(id), encodeSession(session), { expirationTtl: 3000 });
+      const metadata: UserSessionMetadata = { sessionHash: await sessionHash(id), sessionIdPrefix: id.slice(0, SESSION_ID_PREFIX_LENGTH), createdAt: session.createdAt, expiresAt: session.expiresAt };
+      await kv.put(await sessionKey(id), encodeSession(session), { expirationTtl: 3000 });
       await kv.put(await userSessionKey(session.userId, id), "", { expirationTtl: 3000, metadata });
     };
     const record = (userId: string): SessionRecord => ({
@@ -89,13 +89,13 @@ describe("load: sign out everywhere during 50 connections of session reads and r
         {
           setupRequest: (request, context) => {
             context.id = ids[k++ % ids.length];
-            return { ...request, method: "GET", path: `/sessions/${String(context.id)}` };
+            return { ...request, method: "GET", path: `/sessions/${String(context.id)}`, headers: clientAddress(context) };
           },
         },
         {
           setupRequest: (request, context) => {
             context.sentAt = Date.now();
-            return { ...request, method: "POST", path: `/sessions/${String(context.id)}/refresh`, headers: { authorization: `Bearer ${String(context.id)}` } };
+            return { ...request, method: "POST", path: `/sessions/${String(context.id)}/refresh`, headers: { authorization: `Bearer ${String(context.id)}`, ...clientAddress(context) } };
           },
           onResponse: (status, _body, context) => {
             if (status === 200 && revokedSet.has(String(context.id)) && Number(context.sentAt) > revokedAt) {

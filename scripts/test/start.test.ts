@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +72,31 @@ describe("startLocalStack", () => {
     const read = await fetch(`${stack.url}/sessions/${sessionId}`);
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ userId: "u-persist" });
+  });
+
+  it("leaves no session id a client holds anywhere in the persisted KV (.data): sessions are hashed at rest", async () => {
+    const held: string[] = [];
+    for (const userId of ["u-at-rest", "u-at-rest", "u-other"]) {
+      const created = await fetch(`${stack.url}/sessions`, { method: "POST", headers: admin, body: JSON.stringify({ userId, email: "at-rest@example.com" }) });
+      expect(created.status).toBe(201);
+      held.push(((await created.json()) as { sessionId: string }).sessionId);
+    }
+    const refreshed = await fetch(`${stack.url}/sessions/${held[0]}/refresh`, { method: "POST", headers: { authorization: `Bearer ${held[0]}` } });
+    expect(refreshed.status).toBe(200);
+    const listing = await fetch(`${stack.url}/users/u-at-rest/sessions`, { headers: admin });
+    expect(((await listing.json()) as { sessions: unknown[] }).sessions).toHaveLength(2);
+    expect((await fetch(`${stack.url}/sessions/${held[2]}`, { method: "DELETE", headers: { authorization: `Bearer ${held[2]}` } })).status).toBe(204);
+    await stack.dispose();
+    try {
+      const files = await readdir(dataDir, { recursive: true, withFileTypes: true });
+      const stored = await Promise.all(files.filter((f) => f.isFile()).map((f) => readFile(join(f.parentPath, f.name), "latin1")));
+      expect(stored.join("").length).toBeGreaterThan(0);
+      // Sanity: the data dir does hold what was written (the user's e-mail is in the session value).
+      expect(stored.some((text) => text.includes("at-rest@example.com"))).toBe(true);
+      for (const id of held) expect(stored.filter((text) => text.includes(id))).toEqual([]);
+    } finally {
+      stack = await start();
+    }
   });
 
   it("refuses a busy port with a one-line reason", async () => {

@@ -6,12 +6,14 @@
  */
 import * as v from "valibot";
 import { OFREP_ERROR_CODES } from "./api-schemas.ts";
-import { Flag, SESSION_ID_PATTERN, SESSION_ID_PREFIX_LENGTH, SessionRecord, type sessionView } from "./contract.ts";
+import { ADMIN_SCOPES, Flag, SESSION_ID_PATTERN, SESSION_ID_PREFIX_LENGTH, SessionRecord, type sessionView } from "./contract.ts";
 import type { Reason } from "./evaluate.ts";
 
 export const ERROR_CODES = [
   "invalid_request",
   "unauthorized",
+  "insufficient_scope",
+  "rate_limited",
   "not_found",
   "method_not_allowed",
   "managed_by_config",
@@ -31,6 +33,13 @@ export const Health = v.strictObject({
   /** From the version_metadata binding: which version of the Worker answered. */
   versionId: v.nullable(v.string()),
   versionTag: v.nullable(v.string()),
+});
+
+/** GET /health/details (scope `read`): /health plus what protects the API, never a token. */
+export const HealthDetails = v.strictObject({
+  ...Health.entries,
+  adminTokens: v.array(v.strictObject({ name: v.string(), scopes: v.array(v.picklist(ADMIN_SCOPES)) })),
+  adminTokenPrevious: v.boolean(),
 });
 
 export const SessionCreated = v.strictObject({ sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)), expiresAt: v.string() });

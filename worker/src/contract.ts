@@ -23,6 +23,8 @@ export const VARS = {
   managedFlags: "MANAGED_FLAGS",
   /** sha256 of dist/worker.js, reported by /health. */
   bundleSha256: "BUNDLE_SHA256",
+  /** The limits the ratelimit bindings enforce, JSON {name: {limit, period}}: the period is a 429's Retry-After. */
+  rateLimits: "RATE_LIMITS",
 } as const;
 
 /**
@@ -50,7 +52,106 @@ export const SECRETS = {
   adminToken: "ADMIN_TOKEN",
   /** The token being rotated out: still accepted, so clients can move to the new one without downtime. */
   adminTokenPrevious: "ADMIN_TOKEN_PREVIOUS",
+  /** Named tokens with scopes: a JSON list of AdminToken (Pulumi config `adminTokens`). */
+  adminTokens: "ADMIN_TOKENS",
 } as const;
+
+// ---------------------------------------------------------------------------
+// Rate limits (the Workers Rate Limiting binding)
+// ---------------------------------------------------------------------------
+
+/**
+ * What is limited, each by its own `ratelimit` binding (one limit and period
+ * per binding): product misses, session refreshes and flag evaluations (the
+ * flag API and OFREP) per client IP, and refreshes per session as well.
+ */
+export const RATE_LIMIT_BINDINGS = {
+  productMisses: "PRODUCT_MISS_LIMITER",
+  refreshesPerClient: "REFRESH_CLIENT_LIMITER",
+  refreshesPerSession: "REFRESH_SESSION_LIMITER",
+  flagEvaluations: "FLAG_EVALUATION_LIMITER",
+} as const;
+export type RateLimitName = keyof typeof RATE_LIMIT_BINDINGS;
+export const RATE_LIMIT_NAMES = Object.keys(RATE_LIMIT_BINDINGS) as RateLimitName[];
+
+/** The binding counts in windows of 10 or 60 seconds, nothing else. */
+export const RATE_LIMIT_PERIODS = [10, 60] as const;
+export interface RateLimit {
+  limit: number;
+  period: (typeof RATE_LIMIT_PERIODS)[number];
+}
+
+/**
+ * Per stack in Pulumi config (`rateLimits`); a limit the stack leaves out
+ * takes its default here. Generous for one person or one NAT, tight for a
+ * script: a product miss costs an origin fetch and a KV write.
+ */
+export const RATE_LIMIT_DEFAULTS: Record<RateLimitName, RateLimit> = {
+  productMisses: { limit: 600, period: 60 },
+  refreshesPerClient: { limit: 600, period: 60 },
+  refreshesPerSession: { limit: 120, period: 60 },
+  flagEvaluations: { limit: 6000, period: 60 },
+};
+
+/** A stack's limits: `namespaceBase` is the first binding namespace id (one per limit, in RATE_LIMIT_NAMES order). */
+export interface RateLimitsSettings {
+  namespaceBase: number;
+  limits: Record<RateLimitName, RateLimit>;
+}
+
+export interface RateLimitBinding extends RateLimit {
+  name: (typeof RATE_LIMIT_BINDINGS)[RateLimitName];
+  namespaceId: string;
+}
+
+/** The `ratelimit` bindings a stack provisions (Pulumi) or runs with (npm start). */
+export const rateLimitBindings = ({ namespaceBase, limits }: RateLimitsSettings): RateLimitBinding[] =>
+  RATE_LIMIT_NAMES.map((name, i) => ({ name: RATE_LIMIT_BINDINGS[name], namespaceId: String(namespaceBase + i), ...limits[name] }));
+
+// ---------------------------------------------------------------------------
+// Admin tokens and their scopes
+// ---------------------------------------------------------------------------
+
+/**
+ * What an admin token may do. ADMIN_TOKEN (and ADMIN_TOKEN_PREVIOUS) hold
+ * every scope; a named token in ADMIN_TOKENS holds the scopes it lists.
+ */
+export const ADMIN_SCOPES = ["sessions:write", "sessions:revoke", "flags:write", "cache:purge", "read"] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
+
+/** Shorter tokens are refused: a token is a password nobody types, so it can be long. */
+export const ADMIN_TOKEN_MIN_LENGTH = 16;
+
+export const AdminToken = v.strictObject({
+  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, _ . or -")),
+  // Own messages: valibot's would quote the value, and this value is a secret.
+  token: v.pipe(
+    v.string("must be a string"),
+    v.minLength(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters`),
+    v.maxLength(512, "must be at most 512 characters"),
+    v.regex(/^\S+$/, "must have no whitespace"),
+  ),
+  scopes: v.pipe(v.array(v.picklist(ADMIN_SCOPES)), v.minLength(1)),
+});
+export type AdminToken = v.InferOutput<typeof AdminToken>;
+
+export const AdminTokens = v.array(AdminToken);
+
+/** ADMIN_TOKENS as configured (JSON text), checked; the error names what is wrong, never a token. */
+export function parseAdminTokens(raw: string | undefined): { tokens: AdminToken[] } | { error: string } {
+  if (raw === undefined || raw.trim() === "") return { tokens: [] };
+  const parsed = v.safeParse(AdminTokens, parseJson(raw));
+  if (parsed.success) {
+    const tokens = parsed.output;
+    for (const field of ["name", "token"] as const) {
+      if (new Set(tokens.map((t) => t[field])).size < tokens.length) return { error: `two tokens have the same ${field}` };
+    }
+    return { tokens };
+  }
+  const issue = parsed.issues[0];
+  const path = v.getDotPath(issue);
+  return { error: `${path ? `${path}: ` : ""}${issue.input === undefined && !path ? "is not JSON" : issue.message}` };
+}
 
 /**
  * The Workers runtime behaviour the Worker is written against, deployed and
@@ -118,7 +219,23 @@ export const FLAG_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export const KEY_PREFIX = { session: "session:", userSession: "user-session:", product: "product:", flag: "flag:" } as const;
 
-export const sessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
+/**
+ * A session id is a bearer credential, so it is never a KV key: the session
+ * lives under `session:<sha256(id)>` (base64url, 43 characters). Anyone who
+ * can list or dump SESSIONS (dashboard, `wrangler kv key list`, a backup, a
+ * cursor) sees hashes, from which no id can be recovered.
+ */
+export const sessionHash = (id: string) => digest(id);
+export const sessionKey = async (id: string) => sessionKeyOfHash(await sessionHash(id));
+export const sessionKeyOfHash = (hash: string) => `${KEY_PREFIX.session}${hash}`;
+/**
+ * Where sessions were stored before they were hashed (`session:<id>`). Read
+ * only as a fallback, so sessions issued before the change keep working; a
+ * refresh moves one to its hashed key. Remove (with LegacyUserSessionMetadata)
+ * once sessionMaxLifetimeSeconds has passed since the hashed version was
+ * deployed: by then every session stored this way has expired.
+ */
+export const legacySessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
 export const productKey = (id: string) => `${KEY_PREFIX.product}${id}`;
 export const flagKey = (name: string) => `${KEY_PREFIX.flag}${name}`;
 export const flagNameFromKey = (key: string) => key.slice(KEY_PREFIX.flag.length);
@@ -188,18 +305,35 @@ export const sessionView = ({ userId, email, roles, createdAt, expiresAt, lastSe
 /** How many leading characters of a session id a listing shows: enough to tell sessions apart, far from a credential. */
 export const SESSION_ID_PREFIX_LENGTH = 8;
 
-/** Metadata of a user-session index entry: what a listing shows, and the id a revocation deletes. */
+const SESSION_HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Metadata of a user-session index entry: what a listing shows, and the hash
+ * of the session a revocation deletes. Never the session id itself.
+ */
 export const UserSessionMetadata = v.object({
-  sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)),
+  sessionHash: v.pipe(v.string(), v.regex(SESSION_HASH_PATTERN)),
+  sessionIdPrefix: v.pipe(v.string(), v.regex(new RegExp(`^[A-Za-z0-9_-]{${SESSION_ID_PREFIX_LENGTH}}$`))),
   createdAt: v.string(),
   expiresAt: v.string(),
   lastSeenAt: v.optional(v.string()),
 });
 export type UserSessionMetadata = v.InferOutput<typeof UserSessionMetadata>;
 
-export function decodeUserSessionMetadata(metadata: unknown): UserSessionMetadata | undefined {
+/** Index metadata written before sessions were hashed: it carries the full id. Goes with legacySessionKey. */
+export const LegacyUserSessionMetadata = v.object({
+  sessionId: v.pipe(v.string(), v.regex(SESSION_ID_PATTERN)),
+  createdAt: v.string(),
+  expiresAt: v.string(),
+  lastSeenAt: v.optional(v.string()),
+});
+export type LegacyUserSessionMetadata = v.InferOutput<typeof LegacyUserSessionMetadata>;
+
+export function decodeUserSessionMetadata(metadata: unknown): UserSessionMetadata | LegacyUserSessionMetadata | undefined {
   const parsed = v.safeParse(UserSessionMetadata, metadata);
-  return parsed.success ? parsed.output : undefined;
+  if (parsed.success) return parsed.output;
+  const legacy = v.safeParse(LegacyUserSessionMetadata, metadata);
+  return legacy.success ? legacy.output : undefined;
 }
 
 export const encodeSession = (session: SessionRecord) => JSON.stringify(session);
@@ -257,7 +391,13 @@ export function flagFromMetadata(metadata: unknown): Flag | undefined {
 // ---------------------------------------------------------------------------
 
 /** Stored alongside a cached origin body; `fetchedAt` is epoch milliseconds. */
-export const CacheMetadata = v.object({ fetchedAt: v.number(), ttlSeconds: v.number() });
+export const CacheMetadata = v.object({ fetchedAt: v.number(), ttlSeconds: v.number(), missing: v.optional(v.boolean()) });
+/**
+ * How long the origin's 404 for a product is remembered (negative caching),
+ * so repeated requests for one unknown id stop reaching the origin: KV's
+ * minimum TTL, so a product added at the origin shows within about a minute.
+ */
+export const NEGATIVE_CACHE_TTL_SECONDS = KV_MIN_TTL_SECONDS;
 export type CacheMetadata = v.InferOutput<typeof CacheMetadata>;
 
 export function decodeCacheMetadata(metadata: unknown): CacheMetadata | undefined {

@@ -7,6 +7,8 @@ export interface Env {
   CONFIG: KVNamespace;
   ADMIN_TOKEN?: string;
   ADMIN_TOKEN_PREVIOUS?: string;
+  /** Named admin tokens with scopes, JSON (contract's AdminTokens). */
+  ADMIN_TOKENS?: string;
   ENVIRONMENT?: string;
   ORIGIN_URL?: string;
   SESSION_TTL_SECONDS?: string;
@@ -14,6 +16,13 @@ export interface Env {
   CACHE_TTL_SECONDS?: string;
   MANAGED_FLAGS?: string;
   BUNDLE_SHA256?: string;
+  /** VARS.rateLimits: the limits below, JSON {name: {limit, period}}. */
+  RATE_LIMITS?: string;
+  /** Workers Rate Limiting (contract's RATE_LIMIT_BINDINGS); absent means not limited. */
+  PRODUCT_MISS_LIMITER?: RateLimit;
+  REFRESH_CLIENT_LIMITER?: RateLimit;
+  REFRESH_SESSION_LIMITER?: RateLimit;
+  FLAG_EVALUATION_LIMITER?: RateLimit;
   /** VERSION_METADATA_BINDING in ./contract; absent only where nothing supplies it. */
   CF_VERSION_METADATA?: VersionMetadata;
 }

@@ -8,6 +8,7 @@ import { json } from "./respond";
 const CODES: Partial<Record<number, string>> = {
   400: "invalid_request",
   401: "unauthorized",
+  403: "insufficient_scope",
   404: "not_found",
   405: "method_not_allowed",
   409: "conflict",
@@ -46,9 +47,12 @@ export function errorResponse(err: Error, c: Context) {
     const status = err.status as ContentfulStatusCode;
     return json({ error: err.message || "request rejected", code: CODES[status] ?? "invalid_request" }, status);
   }
-  console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
+  console.error(`unhandled error on ${c.req.method} ${loggablePath(c.req.path)}:`, err);
   return json({ error: "internal error", code: "internal_error" }, 500);
 }
+
+/** A path as logs may show it: a session id in it is a credential, so it becomes `:id`. */
+export const loggablePath = (path: string) => path.replace(/^\/sessions\/[^/]+/, "/sessions/:id");
 
 /** Where OpenFeature's remote evaluation protocol is served; its clients read OFREP's error shape. */
 const OFREP_PATH = "/ofrep/";
@@ -64,7 +68,7 @@ function ofrepErrorResponse(err: Error, c: Context) {
   const encodedKey = SINGLE_FLAG_PATH.exec(c.req.path)?.[1];
   const key = encodedKey === undefined ? {} : { key: safeDecode(encodedKey) };
   if (!(err instanceof ApiError) && !(err instanceof HTTPException && err.status < 500)) {
-    console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
+    console.error(`unhandled error on ${c.req.method} ${loggablePath(c.req.path)}:`, err);
     return json({ ...key, errorCode: "GENERAL", errorDetails: "internal error" }, 500);
   }
   const own = err instanceof ApiError && (OFREP_ERROR_CODES as readonly string[]).includes(err.code);

@@ -23,7 +23,7 @@ import {
   UserParams,
 } from "./api-schemas.ts";
 import * as res from "./api-responses.ts";
-import { CACHE_TTL, Flag, FLAG_ISOLATE_TTL_SECONDS, SESSION_TTL, SessionInput } from "./contract.ts";
+import { type AdminScope, CACHE_TTL, Flag, FLAG_ISOLATE_TTL_SECONDS, SESSION_TTL, SessionInput } from "./contract.ts";
 
 /** Kept equal to the app's MAX_BODY_BYTES (a test checks): the app module cannot be imported here. */
 export const DOCUMENTED_MAX_BODY_BYTES = 16 * 1024;
@@ -44,8 +44,9 @@ export interface Operation {
   summary: string;
   description: string;
   tag: "health" | "sessions" | "cache" | "flags" | "ofrep";
-  /** admin: the admin bearer token; session: the admin token or the session itself. */
+  /** admin: an admin token holding `scope`; session: such a token or the session itself. */
   auth: "public" | "admin" | "session";
+  scope?: AdminScope;
   params?: v.ObjectSchema<v.ObjectEntries, undefined>;
   query?: v.ObjectSchema<v.ObjectEntries, undefined>;
   body?: Schema;
@@ -58,6 +59,8 @@ export interface Operation {
 const envelope = (description: string, headers?: Header[]): Answer => ({ description, schema: res.ErrorEnvelope, ...(headers ? { headers } : {}) });
 const invalid = envelope("invalid_request: the message names the invalid field; nothing changed");
 const unauthorized = envelope("unauthorized: no or wrong admin token", ["WWW-Authenticate"]);
+const rateLimited = envelope("rate_limited: over this client's limit", ["Retry-After"]);
+const forbidden = envelope("insufficient_scope: an admin token without the operation's scope", ["WWW-Authenticate"]);
 const tooLarge = envelope(`payload_too_large: a body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`);
 const unavailable = envelope("unavailable: KV failed or timed out, or ADMIN_TOKEN / ORIGIN_URL is unset", ["Retry-After"]);
 const managed = envelope("managed_by_config: declared in the stack config; change it there");
@@ -65,10 +68,13 @@ const managed = envelope("managed_by_config: declared in the stack config; chang
 const SHARED = new Map<Answer, string>([
   [invalid, "InvalidRequest"],
   [unauthorized, "Unauthorized"],
+  [forbidden, "InsufficientScope"],
+  [rateLimited, "RateLimited"],
   [tooLarge, "PayloadTooLarge"],
   [unavailable, "Unavailable"],
   [managed, "ManagedByConfig"],
 ]);
+const ofrepRateLimited = (schema: Schema): Answer => ({ description: "GENERAL: over this client's limit", schema, headers: ["Retry-After"] });
 const ofrepUnavailable = (schema: Schema): Answer => ({ description: "GENERAL: KV failed or timed out", schema, headers: ["Retry-After"] });
 
 export const OPERATIONS: readonly Operation[] = [
@@ -79,17 +85,23 @@ export const OPERATIONS: readonly Operation[] = [
     responses: { 200: { description: "The Worker is up", schema: res.Health } },
   },
   {
+    method: "get", path: "/health/details", operationId: "getHealthDetails", tag: "health", auth: "admin", scope: "read",
+    summary: "Health and what protects the API",
+    description: "KV: none. /health plus the named admin tokens (names and scopes, never tokens) and whether a previous token is accepted.",
+    responses: { 200: { description: "The Worker is up", schema: res.HealthDetails }, 401: unauthorized, 403: forbidden, 503: unavailable },
+  },
+  {
     method: "get", path: "/openapi.json", operationId: "getOpenApiDocument", tag: "health", auth: "public",
     summary: "This document",
     description: "KV: none. Also dist/openapi.json.",
     responses: { 200: { description: "The OpenAPI document", schema: res.OpenApiDocument } },
   },
   {
-    method: "post", path: "/sessions", operationId: "createSession", tag: "sessions", auth: "admin",
+    method: "post", path: "/sessions", operationId: "createSession", tag: "sessions", auth: "admin", scope: "sessions:write",
     summary: "Create a session",
     description: `KV: 2 puts (the session, its index entry). \`ttlSeconds\` defaults to SESSION_TTL_SECONDS, else ${SESSION_TTL.default}.`,
     body: SessionInput,
-    responses: { 201: { description: "Created", schema: res.SessionCreated }, 400: invalid, 401: unauthorized, 413: tooLarge, 503: unavailable },
+    responses: { 201: { description: "Created", schema: res.SessionCreated }, 400: invalid, 401: unauthorized, 403: forbidden, 413: tooLarge, 503: unavailable },
   },
   {
     method: "get", path: "/sessions/:id", operationId: "getSession", tag: "sessions", auth: "public",
@@ -99,39 +111,40 @@ export const OPERATIONS: readonly Operation[] = [
     responses: { 200: { description: "The session", schema: res.Session }, 404: envelope("not_found: unknown, expired, past its lifetime or revoked"), 503: unavailable },
   },
   {
-    method: "delete", path: "/sessions/:id", operationId: "deleteSession", tag: "sessions", auth: "session",
+    method: "delete", path: "/sessions/:id", operationId: "deleteSession", tag: "sessions", auth: "session", scope: "sessions:revoke",
     summary: "End a session (logout)",
     description: "KV: 1 get + 2 deletes (1 delete when it is gone). The admin token or the session itself (bearer or `session` cookie); idempotent.",
     params: SessionParams,
-    responses: { 204: { description: "Ended" }, 401: unauthorized, 404: envelope("not_found: the id cannot be a session id"), 503: unavailable },
+    responses: { 204: { description: "Ended" }, 401: unauthorized, 403: forbidden, 404: envelope("not_found: the id cannot be a session id"), 503: unavailable },
   },
   {
-    method: "post", path: "/sessions/:id/refresh", operationId: "refreshSession", tag: "sessions", auth: "session",
+    method: "post", path: "/sessions/:id/refresh", operationId: "refreshSession", tag: "sessions", auth: "session", scope: "sessions:write",
     summary: "Slide a session's expiry",
     description: "KV: 1 get; when it slides + 2 puts + 1 get. Never past the absolute lifetime.",
     params: SessionParams,
     responses: {
       200: { description: "The expiry now", schema: res.SessionRefreshed },
-      401: envelope("unauthorized: not the admin token or the session; session_lifetime_exceeded", ["WWW-Authenticate"]),
+      401: envelope("unauthorized: not the admin token or the session; session_lifetime_exceeded", ["WWW-Authenticate"]), 403: forbidden,
       404: envelope("not_found: unknown, expired or revoked"),
+      429: rateLimited,
       503: unavailable,
     },
   },
   {
-    method: "get", path: "/users/:userId/sessions", operationId: "listUserSessions", tag: "sessions", auth: "admin",
+    method: "get", path: "/users/:userId/sessions", operationId: "listUserSessions", tag: "sessions", auth: "admin", scope: "sessions:revoke",
     summary: "List a user's live sessions, one page per call",
     description: "KV: 1 list per 1000 sessions. Ids shortened to `sessionIdPrefix`; follow `cursor`.",
     params: UserParams,
     query: PageQuery,
-    responses: { 200: { description: "One page", schema: res.UserSessionList }, 400: invalid, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "One page", schema: res.UserSessionList }, 400: invalid, 401: unauthorized, 403: forbidden, 503: unavailable },
   },
   {
-    method: "delete", path: "/users/:userId/sessions", operationId: "revokeUserSessions", tag: "sessions", auth: "admin",
+    method: "delete", path: "/users/:userId/sessions", operationId: "revokeUserSessions", tag: "sessions", auth: "admin", scope: "sessions:revoke",
     summary: "Sign a user out everywhere, one page per call",
-    description: "KV: 1 list + up to 998 deletes (499 sessions). Repeat with `cursor` until `complete`.",
+    description: "KV: 1 list + up to 999 deletes (333 sessions). Repeat with `cursor` until `complete`.",
     params: UserParams,
     query: PageQuery,
-    responses: { 200: { description: "One page revoked", schema: res.RevokePage }, 400: invalid, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "One page revoked", schema: res.RevokePage }, 400: invalid, 401: unauthorized, 403: forbidden, 503: unavailable },
   },
   {
     method: "get", path: "/api/products/:id", operationId: "getProduct", tag: "cache", auth: "public",
@@ -143,28 +156,29 @@ export const OPERATIONS: readonly Operation[] = [
       400: invalid,
       404: envelope("not_found: not at the origin"),
       502: envelope("origin_error: the origin failed, no copy cached"),
+      429: rateLimited,
       503: unavailable,
     },
   },
   {
-    method: "delete", path: "/api/products/:id/cache", operationId: "invalidateProduct", tag: "cache", auth: "admin",
+    method: "delete", path: "/api/products/:id/cache", operationId: "invalidateProduct", tag: "cache", auth: "admin", scope: "cache:purge",
     summary: "Drop one cached product",
     description: "KV: 1 delete.",
     params: ProductParams,
-    responses: { 200: { description: "Dropped", schema: res.Invalidated }, 400: invalid, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "Dropped", schema: res.Invalidated }, 400: invalid, 401: unauthorized, 403: forbidden, 503: unavailable },
   },
   {
-    method: "delete", path: "/api/cache", operationId: "purgeCache", tag: "cache", auth: "admin",
+    method: "delete", path: "/api/cache", operationId: "purgeCache", tag: "cache", auth: "admin", scope: "cache:purge",
     summary: "Purge cached entries by key prefix, one page per call",
     description: "KV: 1 list + up to 999 deletes. Repeat with `cursor` until `complete`.",
     query: PurgeQuery,
-    responses: { 200: { description: "One page purged", schema: res.PurgePage }, 400: invalid, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "One page purged", schema: res.PurgePage }, 400: invalid, 401: unauthorized, 403: forbidden, 503: unavailable },
   },
   {
-    method: "get", path: "/api/features", operationId: "listFlags", tag: "flags", auth: "admin",
+    method: "get", path: "/api/features", operationId: "listFlags", tag: "flags", auth: "admin", scope: "read",
     summary: "List every flag with its rules",
     description: "KV: 1 list per 1000 flags.",
-    responses: { 200: { description: "Every flag", schema: res.FlagList }, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "Every flag", schema: res.FlagList }, 401: unauthorized, 403: forbidden, 503: unavailable },
   },
   {
     method: "get", path: "/api/features/:name", operationId: "evaluateFlag", tag: "flags", auth: "public",
@@ -172,22 +186,22 @@ export const OPERATIONS: readonly Operation[] = [
     description: `KV: none while the isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get. Missing: off (DEFAULT).`,
     params: FlagParams,
     query: EvaluationQuery,
-    responses: { 200: { description: "The evaluation", schema: res.FlagEvaluation }, 400: invalid, 503: unavailable },
+    responses: { 200: { description: "The evaluation", schema: res.FlagEvaluation }, 400: invalid, 429: rateLimited, 503: unavailable },
   },
   {
-    method: "put", path: "/api/features/:name", operationId: "putFlag", tag: "flags", auth: "admin",
+    method: "put", path: "/api/features/:name", operationId: "putFlag", tag: "flags", auth: "admin", scope: "flags:write",
     summary: "Create or replace a flag",
     description: "KV: 1 put.",
     params: FlagParams,
     body: Flag,
-    responses: { 200: { description: "The stored flag", schema: res.StoredFlag }, 400: invalid, 401: unauthorized, 409: managed, 413: tooLarge, 503: unavailable },
+    responses: { 200: { description: "The stored flag", schema: res.StoredFlag }, 400: invalid, 401: unauthorized, 403: forbidden, 409: managed, 413: tooLarge, 503: unavailable },
   },
   {
-    method: "delete", path: "/api/features/:name", operationId: "deleteFlag", tag: "flags", auth: "admin",
+    method: "delete", path: "/api/features/:name", operationId: "deleteFlag", tag: "flags", auth: "admin", scope: "flags:write",
     summary: "Delete a flag",
     description: "KV: 1 delete; idempotent.",
     params: FlagParams,
-    responses: { 204: { description: "Deleted" }, 400: invalid, 401: unauthorized, 409: managed, 503: unavailable },
+    responses: { 204: { description: "Deleted" }, 400: invalid, 401: unauthorized, 403: forbidden, 409: managed, 503: unavailable },
   },
   {
     method: "post", path: "/ofrep/v1/evaluate/flags/:key", operationId: "ofrepEvaluateFlag", tag: "ofrep", auth: "public",
@@ -200,6 +214,7 @@ export const OPERATIONS: readonly Operation[] = [
       400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepFailure },
       404: { description: "FLAG_NOT_FOUND: the SDK returns the caller's default", schema: res.OfrepFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepFailure },
+      429: ofrepRateLimited(res.OfrepFailure),
       503: ofrepUnavailable(res.OfrepFailure),
     },
   },
@@ -214,6 +229,7 @@ export const OPERATIONS: readonly Operation[] = [
       304: { description: "Not modified", headers: ["ETag"] },
       400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepBulkFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepBulkFailure },
+      429: ofrepRateLimited(res.OfrepBulkFailure),
       503: ofrepUnavailable(res.OfrepBulkFailure),
     },
   },
@@ -257,7 +273,11 @@ function parameters(op: Operation): object[] {
   return [...from("path", op.params), ...from("query", op.query), ...headers];
 }
 
-const SECURITY = { public: [], admin: [{ adminToken: [] }], session: [{ adminToken: [] }, { sessionToken: [] }, { sessionCookie: [] }] };
+/** OpenAPI 3.1 lets a bearer scheme's requirement list the roles it needs: here the admin scope. */
+const security = ({ auth, scope }: Operation) => {
+  const admin = { adminToken: scope ? [scope] : [] };
+  return auth === "public" ? [] : auth === "admin" ? [admin] : [admin, { sessionToken: [] }, { sessionCookie: [] }];
+};
 
 function responseObject(answer: Answer): object {
   return {
@@ -280,7 +300,7 @@ function operationObject(op: Operation): object {
     summary: op.summary,
     description: op.description,
     tags: [op.tag],
-    security: SECURITY[op.auth],
+    security: security(op),
     ...(params.length ? { parameters: params } : {}),
     ...(op.body
       ? {
@@ -320,7 +340,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
       responses: Object.fromEntries([...SHARED].map(([answer, name]) => [name, responseObject(answer)])),
       headers: HEADERS,
       securitySchemes: {
-        adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN (or ADMIN_TOKEN_PREVIOUS during a rotation); compared in constant time" },
+        adminToken: {
+          type: "http",
+          scheme: "bearer",
+          description: "ADMIN_TOKEN (every scope; ADMIN_TOKEN_PREVIOUS during a rotation) or a named token of ADMIN_TOKENS (its scopes); compared in constant time",
+        },
         sessionToken: { type: "http", scheme: "bearer", description: "A session id, to end or refresh that session" },
         sessionCookie: { type: "apiKey", in: "cookie", name: "session", description: "A session id, to end or refresh that session" },
       },

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { ORIGIN_RETRY_AFTER_MS } from "../src/routes/cache";
-import { CACHE_STALE_SECONDS, PRODUCT_ID_PATTERN, productKey } from "../src/contract";
+import { CACHE_STALE_SECONDS, NEGATIVE_CACHE_TTL_SECONDS, PRODUCT_ID_PATTERN, productKey } from "../src/contract";
 import { admin, appClient, countingKv, errorOf, type OriginReply, stubOrigin, withFaults } from "./helpers";
 
 // The origin is stubbed by spying on this isolate's fetch, so requests go through an app
@@ -149,16 +149,32 @@ describe("GET /api/products/:id", () => {
     expect((await env.CACHE.list()).keys).toEqual([]);
   });
 
-  it("answers 404 for a product the origin does not have, caches nothing and drops a stale copy", async () => {
+  it("answers 404 for a product the origin does not have, drops a stale copy and remembers the 404 for a minute (negative caching)", async () => {
     const time = clock();
     const request = appClient({ now: time.now });
     const { urls } = stubOrigin(productJson("old"), new Response("gone", { status: 404 }));
     await request("/api/products/p1");
     time.advance(301_000);
     expect(await errorOf(await request("/api/products/p1"))).toMatchObject({ status: 404, code: "not_found" });
-    expect(await env.CACHE.get(productKey("p1"))).toBeNull();
+    const { value, metadata } = await env.CACHE.getWithMetadata(productKey("p1"));
+    expect({ value, metadata }).toEqual({ value: "", metadata: { fetchedAt: time.now(), ttlSeconds: NEGATIVE_CACHE_TTL_SECONDS, missing: true } });
+    // Repeated requests for the unknown id are answered from the remembered 404, without the origin.
+    for (let i = 0; i < 5; i++) expect(await errorOf(await request("/api/products/p1"))).toMatchObject({ status: 404, code: "not_found" });
+    expect(urls).toHaveLength(2);
+    // Past the minute the origin is asked again (it may have the product by now).
+    time.advance(NEGATIVE_CACHE_TTL_SECONDS * 1000 + 1);
     expect((await request("/api/products/p1")).status).toBe(404);
     expect(urls).toHaveLength(3);
+  });
+
+  it("answers a remembered 404 past its minute with 502, not an empty product, when the origin then fails", async () => {
+    const time = clock();
+    const request = appClient({ now: time.now });
+    const { urls } = stubOrigin(new Response("gone", { status: 404 }), new Response("down", { status: 500 }));
+    expect((await request("/api/products/p1")).status).toBe(404);
+    time.advance(NEGATIVE_CACHE_TTL_SECONDS * 1000 + 1);
+    expect(await errorOf(await request("/api/products/p1"))).toMatchObject({ status: 502, code: "origin_error" });
+    expect(urls).toHaveLength(2);
   });
 
   it("shares one origin fetch and one KV write among concurrent misses for the same product", async () => {

@@ -28,3 +28,31 @@ describe("GET /health", () => {
     expect(await res.json()).toMatchObject({ versionId: metadata.id, versionTag: metadata.tag });
   });
 });
+
+describe("GET /health/details", () => {
+  const ADMIN_TOKENS = JSON.stringify([
+    { name: "ci-purge", token: "ci-purge-secret-token", scopes: ["cache:purge"] },
+    { name: "dashboard", token: "dashboard-secret-token", scopes: ["read"] },
+  ]);
+
+  it("shows a read-scoped token the named tokens' names and scopes, never a token", async () => {
+    const res = await appClient({}, { ADMIN_TOKENS })("/health/details", { headers: { Authorization: "Bearer dashboard-secret-token" } });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(JSON.parse(text)).toMatchObject({
+      status: "ok",
+      adminTokens: [
+        { name: "ci-purge", scopes: ["cache:purge"] },
+        { name: "dashboard", scopes: ["read"] },
+      ],
+      adminTokenPrevious: false,
+    });
+    expect(text).not.toMatch(/secret-token|test-admin-token/);
+  });
+
+  it("refuses a token without read (403) and an anonymous caller (401)", async () => {
+    const request = appClient({}, { ADMIN_TOKENS });
+    expect((await request("/health/details", { headers: { Authorization: "Bearer ci-purge-secret-token" } })).status).toBe(403);
+    expect((await request("/health/details")).status).toBe(401);
+  });
+});

@@ -31,7 +31,7 @@ describe("POST /sessions", () => {
     expect(session).toEqual({ ...alice, createdAt: expect.any(String), expiresAt });
 
     const { keys } = await env.SESSIONS.list();
-    expect(keys.map((k) => k.name).sort()).toEqual([sessionKey(sessionId), await userSessionKey(alice.userId, sessionId)].sort());
+    expect(keys.map((k) => k.name).sort()).toEqual([await sessionKey(sessionId), await userSessionKey(alice.userId, sessionId)].sort());
     for (const key of keys) {
       expect(key.expiration).toBeGreaterThanOrEqual(Math.floor(before / 1000) + 3600 - 1);
       expect(key.expiration).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 3600 + 1);
@@ -164,7 +164,7 @@ describe("GET /sessions/:id", () => {
     const { sessionId } = await createSession(alice);
     const { kv, calls, options } = countingKv(env.SESSIONS);
     expect((await appClient({}, { SESSIONS: kv })(`/sessions/${sessionId}`)).status).toBe(200);
-    expect(calls).toEqual([`get session:${sessionId}`]);
+    expect(calls).toEqual([`get ${await sessionKey(sessionId)}`]);
     expect(options).toEqual([{ cacheTtl: 30 }]);
   });
 
@@ -178,15 +178,15 @@ describe("GET /sessions/:id", () => {
   it("answers 404 for a stored session whose explicit expiresAt is past", async () => {
     const id = "b".repeat(32);
     const past = { ...alice, createdAt: "2020-01-01T00:00:00.000Z", expiresAt: new Date(Date.now() - 1000).toISOString() };
-    await env.SESSIONS.put(sessionKey(id), JSON.stringify(past), { expirationTtl: 3600 });
+    await env.SESSIONS.put(await sessionKey(id), JSON.stringify(past), { expirationTtl: 3600 });
     expect(await errorOf(await call(`/sessions/${id}`))).toMatchObject({ status: 404, code: "not_found" });
   });
 
   it("answers 404, not 500, for a corrupt stored value", async () => {
     const id = "c".repeat(32);
-    await env.SESSIONS.put(sessionKey(id), "{not json");
+    await env.SESSIONS.put(await sessionKey(id), "{not json");
     expect(await errorOf(await call(`/sessions/${id}`))).toMatchObject({ status: 404, code: "not_found" });
-    await env.SESSIONS.put(sessionKey(id), JSON.stringify({ userId: 1 }));
+    await env.SESSIONS.put(await sessionKey(id), JSON.stringify({ userId: 1 }));
     expect(await errorOf(await call(`/sessions/${id}`))).toMatchObject({ status: 404, code: "not_found" });
   });
 });

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { nanoid } from "nanoid";
 import { beforeEach, describe, expect, it } from "vitest";
-import { KEY_PREFIX, type SessionRecord, sessionKey, userSessionKey, userSessionPrefix } from "../src/contract";
+import { KEY_PREFIX, type SessionRecord, legacySessionKey, sessionKey, userSessionKey, userSessionPrefix } from "../src/contract";
 import type { AppOptions } from "../src/app";
 import type { AppEnv, Env } from "../src/env";
 import { validateSession } from "../src/index";
@@ -178,7 +178,7 @@ describe("DELETE /users/:userId/sessions (sign out everywhere)", () => {
     const pages = await revokeAll(at(0, {}, { revokePageSize: 10 }), "alice");
     expect(pages.map((p) => p.revoked)).toEqual([10, 10, 5]);
     const { keys } = await env.SESSIONS.list({ prefix: KEY_PREFIX.session });
-    expect(keys.map((k) => k.name)).toEqual(bobs.map(sessionKey));
+    expect(keys.map((k) => k.name)).toEqual(await Promise.all(bobs.map(sessionKey)));
     expect((await env.SESSIONS.list({ prefix: await userSessionPrefix("alice") })).keys).toEqual([]);
     for (const id of ids) expect((await at(0)(`/sessions/${id}`)).status).toBe(404);
   });
@@ -215,12 +215,13 @@ describe("DELETE /users/:userId/sessions (sign out everywhere)", () => {
 
   it("does not let a refresh that read the session before a revocation bring it back", async () => {
     const id = await create(at(0), alice);
+    const key = await sessionKey(id);
     let revoked = false;
     const sessions = withFaults(env.SESSIONS, {
       put: async (...args: unknown[]) => {
-        const [key] = args as Parameters<KVNamespace["put"]>;
+        const [written] = args as Parameters<KVNamespace["put"]>;
         // The refresh has read the session; the whole revocation happens before its write.
-        if (key === sessionKey(id) && !revoked) {
+        if (written === key && !revoked) {
           revoked = true;
           await revokeAll(at(0), "alice");
         }
@@ -309,14 +310,14 @@ describe("POST /sessions/:id/refresh", () => {
     for (let i = 0; i < 10; i++) expect((await refresh(request, id)).status).toBe(200);
     expect(concurrent.map((r) => r.status)).toEqual(Array(10).fill(200));
     const puts = calls.filter((call) => call.startsWith("put "));
-    expect(puts).toEqual([`put ${sessionKey(id)}`, `put ${await userSessionKey(alice.userId, id)}`]);
+    expect(puts).toEqual([`put ${await sessionKey(id)}`, `put ${await userSessionKey(alice.userId, id)}`]);
   });
 
-  it("lists and revokes a session from before the index once a refresh has touched it", async () => {
+  it("lists and revokes a session from before the index (and before hashing) once a refresh has touched it", async () => {
     const id = "L".repeat(32);
     const now = Date.now();
     const legacy = { ...alice, roles: [], createdAt: new Date(now).toISOString(), expiresAt: new Date(now + HOUR).toISOString() };
-    await env.SESSIONS.put(sessionKey(id), JSON.stringify(legacy), { expirationTtl: 3600 });
+    await env.SESSIONS.put(legacySessionKey(id), JSON.stringify(legacy), { expirationTtl: 3600 });
     expect((await at(0)(`/sessions/${id}`)).status).toBe(200);
     expect((await listAll(at(0), "alice")).sessions).toEqual([]);
 

@@ -8,7 +8,8 @@ import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
 import { Handoff } from "../handoff";
 import { keepAlive } from "../keep-alive";
-import { requireAdmin } from "../middleware/admin";
+import { requireScope } from "../middleware/admin";
+import { clientIp, enforceRateLimit } from "../middleware/rate-limit";
 import { check, validate } from "../middleware/validate";
 import { json, jsonHeaders, jsonText } from "../respond";
 import { cacheStore, type CachedProduct } from "../stores/cache";
@@ -48,7 +49,7 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
     // The cache is an optimisation: a failed write (already logged) costs one
     // more origin fetch later, whereas failing the request would discard a good answer.
     if (answer.kind === "found") await store.put(id, { body: answer.body, fetchedAt: now(), ttlSeconds }).catch(() => {});
-    if (answer.kind === "missing") await store.delete(id).catch(() => {});
+    if (answer.kind === "missing") await store.putMissing(id, now()).catch(() => {});
     return answer;
   }
 
@@ -63,9 +64,13 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       if (!originUrl) throw unavailable("the product origin is not configured (ORIGIN_URL is unset)");
       const store = cacheStore(c.env.CACHE, kvTimeoutMs);
       const ttlSeconds = ttlFrom(c.env.CACHE_TTL_SECONDS, CACHE_TTL);
-      const cached = await store.get(id, ttlSeconds);
-      if (cached && now() < freshUntil(cached)) return product(cached.body, "HIT");
+      const stored = await store.get(id, ttlSeconds);
+      if (stored && now() < freshUntil(stored)) return stored.missing ? originHasNo(id) : product(stored.body, "HIT");
+      // A remembered 404 past its freshness is no copy to serve.
+      const cached = stored?.missing ? undefined : stored;
       if (cached && now() < (retryAt.get(id) ?? 0)) return product(cached.body, "STALE");
+      // A miss costs an origin fetch and a KV write: limited per client (hits are not).
+      await enforceRateLimit(c, "productMisses", clientIp(c));
 
       // Another request is refreshing it: the stale copy answers meanwhile.
       if (cached && refreshes.busy(id)) return product(cached.body, "STALE");
@@ -79,19 +84,19 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       if (answer.kind === "failed") setBounded(retryAt, id, now() + ORIGIN_RETRY_AFTER_MS, MAX_REMEMBERED_FAILURES);
       else retryAt.delete(id);
       if (answer.kind === "found") return product(answer.body, "MISS");
-      if (answer.kind === "missing") throw new ApiError(404, "not_found", `the origin has no product ${id}`);
+      if (answer.kind === "missing") return originHasNo(id);
       if (cached) return product(cached.body, "STALE");
       throw new ApiError(502, "origin_error", `the origin could not supply product ${id}: ${answer.reason}`);
     })
-    .delete("/api/products/:id/cache", requireAdmin(), validate("param", ProductParams), async (c) => {
+    .delete("/api/products/:id/cache", requireScope("cache:purge"), validate("param", ProductParams), async (c) => {
       await cacheStore(c.env.CACHE, kvTimeoutMs).delete(c.req.valid("param").id);
       return json({ invalidated: true });
     })
     // One bounded page per call (a Worker invocation may make 1000 KV operations);
     // the caller repeats with the returned cursor until `complete` (npm run purge does).
-    .delete("/api/cache", requireAdmin(), validate("query", PurgeQuery), async (c) => {
+    .delete("/api/cache", requireScope("cache:purge"), validate("query", PurgeQuery), async (c) => {
       const { prefix, cursor } = c.req.valid("query");
-      // requireAdmin has admitted the request, so the token is set.
+      // requireScope has admitted the request, so ADMIN_TOKEN is set.
       const secret = c.env.ADMIN_TOKEN!;
       const kvCursor = cursor === undefined ? undefined : await openCursor(secret, prefix, cursor);
       if (cursor !== undefined && kvCursor === undefined) {
@@ -102,6 +107,10 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       return json({ deleted: page.deleted, complete: false, cursor: await signCursor(secret, prefix, page.cursor) });
     });
 }
+
+const originHasNo = (id: string): never => {
+  throw new ApiError(404, "not_found", `the origin has no product ${id}`);
+};
 
 const freshUntil = (entry: CachedProduct) => entry.fetchedAt + entry.ttlSeconds * 1000;
 

@@ -5,7 +5,8 @@ import { FLAG_NAME_PATTERN, Flag } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
-import { requireAdmin } from "../middleware/admin";
+import { requireScope } from "../middleware/admin";
+import { rateLimit } from "../middleware/rate-limit";
 import { check, jsonBody, validate } from "../middleware/validate";
 import { empty, json } from "../respond";
 import { FlagCache, flagStore } from "../stores/flags";
@@ -29,13 +30,13 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids.
-    .get("/api/features", requireAdmin(), async (c) => json(await flagStore(c.env.CONFIG, kvTimeoutMs).list()))
+    .get("/api/features", requireScope("read"), async (c) => json(await flagStore(c.env.CONFIG, kvTimeoutMs).list()))
     // The hottest route: one handler, validating inline, and synchronous when
     // the flag is cached, so a hot evaluation awaits nothing. Valid input is
     // recognised by the schemas' own rules (pattern, length) without valibot's
     // allocations (bench/analysis.md); anything else goes through the schema,
     // which throws the same 400 as the `validate` middleware.
-    .get("/api/features/:name", (c): Response | Promise<Response> => {
+    .get("/api/features/:name", rateLimit("flagEvaluations"), (c): Response | Promise<Response> => {
       const name = c.req.param("name");
       const userId = c.req.query("userId");
       if (!FLAG_NAME_PATTERN.test(name)) check("param", FlagParams, { name });
@@ -44,7 +45,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       const cached = cache.get(name);
       return cached.hit ? answer(cached.flag) : readFlag(c, name).then(answer);
     })
-    .put("/api/features/:name", requireAdmin(), validate("param", FlagParams), jsonBody(Flag), async (c) => {
+    .put("/api/features/:name", requireScope("flags:write"), validate("param", FlagParams), jsonBody(Flag), async (c) => {
       const { name } = c.req.valid("param");
       refuseIfManaged(c.env.MANAGED_FLAGS, name);
       const flag = c.req.valid("json");
@@ -52,7 +53,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       cache.set(name, flag);
       return json({ name, ...flag });
     })
-    .delete("/api/features/:name", requireAdmin(), validate("param", FlagParams), async (c) => {
+    .delete("/api/features/:name", requireScope("flags:write"), validate("param", FlagParams), async (c) => {
       const { name } = c.req.valid("param");
       refuseIfManaged(c.env.MANAGED_FLAGS, name);
       await flagStore(c.env.CONFIG, kvTimeoutMs).delete(name);

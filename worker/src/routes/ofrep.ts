@@ -16,6 +16,7 @@ import { describeIssues, type Flag, FLAG_NAME_PATTERN } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { evaluateFlag } from "../evaluate";
+import { rateLimit } from "../middleware/rate-limit";
 import { isJsonMediaType } from "../middleware/validate";
 import { flagStore } from "../stores/flags";
 
@@ -82,7 +83,7 @@ export function ofrepRoutes({ kvTimeoutMs, readFlag }: OfrepDeps) {
       .use(OFREP_BASE, browserAccess)
       .use(`${OFREP_BASE}/*`, browserAccess)
       // Server providers: one flag per call, through the isolate's flag cache (0 KV operations while it is trusted).
-      .post(`${OFREP_BASE}/:key`, ofrepBody(), async (c) => {
+      .post(`${OFREP_BASE}/:key`, rateLimit("flagEvaluations"), ofrepBody(), async (c) => {
         const key = c.req.param("key");
         const targetingKey = c.req.valid("json").context?.targetingKey;
         // A key that cannot be a flag name is not looked up; a missing flag tells the SDK to use the caller's default.
@@ -93,7 +94,7 @@ export function ofrepRoutes({ kvTimeoutMs, readFlag }: OfrepDeps) {
       // Web providers: every flag for one static context, one KV list per 1000 flags. The ETag is
       // the hash of the answer, so it changes exactly when a flag set change or another context
       // changes what this caller sees; a poll that presents it gets an empty 304.
-      .post(OFREP_BASE, ofrepBody(), async (c) => {
+      .post(OFREP_BASE, rateLimit("flagEvaluations"), ofrepBody(), async (c) => {
         const targetingKey = c.req.valid("json").context?.targetingKey;
         const flags = await flagStore(c.env.CONFIG, kvTimeoutMs).list();
         const body = JSON.stringify({ flags: flags.map(({ name, flag }) => ofrepEvaluation(name, flag, targetingKey)) });

@@ -1,4 +1,3 @@
-import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { nanoid } from "nanoid";
 import {
@@ -8,34 +7,30 @@ import {
   SESSION_TTL,
   SessionInput,
   type SessionRecord,
+  sessionHash,
   sessionView,
   ttlFrom,
 } from "../contract";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "../errors";
-import { isAdmin, requireAdmin } from "../middleware/admin";
+import type { Context } from "hono";
+import { requireScope, requireSelfOrScope } from "../middleware/admin";
+import { rateLimit } from "../middleware/rate-limit";
 import { jsonBody } from "../middleware/validate";
-import { bearerToken, presentedSessionId } from "../middleware/validate-session";
 import { empty, json } from "../respond";
 import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
 import { Handoff } from "../handoff";
 import { keepAlive } from "../keep-alive";
 import type { Deps } from "../app";
 
-const notFound = () => new ApiError(404, "not_found", "no such session");
+/** A session's refreshes are counted under its hash: the id itself is a credential. */
+const perSession = (c: Context<AppEnv>) => sessionHash(c.req.param("id") ?? "");
 /** How long a refresh's outcome stays for the refreshes of the same session that were waiting for it. */
 const REFRESH_KEEP_MS = 1000;
 /** Bound on sessions remembered by the refresh hand-off. */
 const MAX_REFRESHES_REMEMBERED = 1000;
 
-/** The admin token, or the session itself (as bearer token or cookie), may act on a session. */
-async function requireSelfOrAdmin(c: Context<AppEnv>, id: string, action: string) {
-  if (presentedSessionId(c) !== id && !(await isAdmin(c.env, bearerToken(c)))) {
-    throw new ApiError(401, "unauthorized", `present the admin token or the session itself to ${action} a session`, {
-      "WWW-Authenticate": 'Bearer realm="session"',
-    });
-  }
-}
+const notFound = () => new ApiError(404, "not_found", "no such session");
 
 export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
   /**
@@ -73,7 +68,10 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
     const lastWrite = Date.parse(session.lastSeenAt ?? session.createdAt);
     const interval = Math.min(SESSION_REFRESH_INTERVAL_MAX_SECONDS, ttlSeconds / 10) * 1000;
     const target = Math.min(at + ttlSeconds * 1000, cap);
-    if (at - lastWrite < interval || target <= expiresAt) return { sessionId: id, expiresAt: session.expiresAt };
+    if (at - lastWrite < interval || target <= expiresAt) {
+      if (!(await store.moveIfLegacy(id, session, at))) throw notFound();
+      return { sessionId: id, expiresAt: session.expiresAt };
+    }
 
     const slid: SessionRecord = { ...session, ttlSeconds, expiresAt: new Date(target).toISOString(), lastSeenAt: new Date(at).toISOString() };
     if (!(await store.slide(id, slid, at, session.ttlSeconds !== undefined))) throw notFound();
@@ -83,7 +81,7 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
   return (
     new Hono<AppEnv>()
       // Service-to-service: the login service creates sessions with the admin token.
-      .post("/sessions", requireAdmin(), jsonBody(SessionInput), async (c) => {
+      .post("/sessions", requireScope("sessions:write"), jsonBody(SessionInput), async (c) => {
         const input = c.req.valid("json");
         const ttlSeconds = input.ttlSeconds ?? ttlFrom(c.env.SESSION_TTL_SECONDS, SESSION_TTL);
         const createdAt = now();
@@ -107,16 +105,14 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
         return json(sessionView(session));
       })
       // A logout. Deleting one that is already gone is a 204 too, so a retried logout is harmless.
-      .delete("/sessions/:id", async (c) => {
+      .delete("/sessions/:id", requireSelfOrScope("sessions:revoke", "delete"), async (c) => {
         const id = c.req.param("id");
-        await requireSelfOrAdmin(c, id, "delete");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         await sessionStore(c.env.SESSIONS, kvTimeoutMs).delete(id);
         return empty(204);
       })
-      .post("/sessions/:id/refresh", async (c) => {
+      .post("/sessions/:id/refresh", requireSelfOrScope("sessions:write", "refresh"), rateLimit("refreshesPerClient"), rateLimit("refreshesPerSession", perSession), async (c) => {
         const id = c.req.param("id");
-        await requireSelfOrAdmin(c, id, "refresh");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
         const refreshed = await refreshes.run(id, () => {
           const work = refresh(c.env, id);

@@ -1,7 +1,7 @@
 import { Hono } from "hono/tiny";
 import { PageQuery, UserParams } from "../api-schemas";
 import type { AppEnv } from "../env";
-import { requireAdmin } from "../middleware/admin";
+import { requireScope } from "../middleware/admin";
 import { validate } from "../middleware/validate";
 import { maxLifetimeSeconds, sessionStore } from "../stores/sessions";
 import type { Deps } from "../app";
@@ -13,7 +13,7 @@ import type { Deps } from "../app";
  */
 export const userSessionRoutes = ({ kvTimeoutMs, now, revokePageSize }: Deps) =>
   new Hono<AppEnv>()
-    .get("/users/:userId/sessions", requireAdmin(), validate("param", UserParams), validate("query", PageQuery), async (c) => {
+    .get("/users/:userId/sessions", requireScope("sessions:revoke"), validate("param", UserParams), validate("query", PageQuery), async (c) => {
       const { userId } = c.req.valid("param");
       const { cursor } = c.req.valid("query");
       const page = await sessionStore(c.env.SESSIONS, kvTimeoutMs).listByUser(userId, cursor, now(), maxLifetimeSeconds(c.env));
@@ -21,7 +21,7 @@ export const userSessionRoutes = ({ kvTimeoutMs, now, revokePageSize }: Deps) =>
     })
     // One bounded page per call (a Worker invocation may make 1000 KV operations);
     // the caller repeats with the returned cursor until `complete` (npm run revoke does).
-    .delete("/users/:userId/sessions", requireAdmin(), validate("param", UserParams), validate("query", PageQuery), async (c) => {
+    .delete("/users/:userId/sessions", requireScope("sessions:revoke"), validate("param", UserParams), validate("query", PageQuery), async (c) => {
       const { userId } = c.req.valid("param");
       const { cursor } = c.req.valid("query");
       const page = await sessionStore(c.env.SESSIONS, kvTimeoutMs).revokePage(userId, cursor, revokePageSize);

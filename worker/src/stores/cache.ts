@@ -1,4 +1,4 @@
-import { CACHE_STALE_SECONDS, type CacheMetadata, decodeCacheMetadata, productKey } from "../contract";
+import { CACHE_STALE_SECONDS, type CacheMetadata, decodeCacheMetadata, NEGATIVE_CACHE_TTL_SECONDS, productKey } from "../contract";
 import { kvCall, type KvGuard } from "./kv";
 
 export interface CachedProduct extends CacheMetadata {
@@ -34,6 +34,12 @@ export function cacheStore(kv: KVNamespace, timeoutMs: number) {
       kvCall(guard, "put", () => {
         const metadata: CacheMetadata = { fetchedAt: entry.fetchedAt, ttlSeconds: entry.ttlSeconds };
         return kv.put(productKey(id), entry.body, { expirationTtl: entry.ttlSeconds + CACHE_STALE_SECONDS, metadata });
+      }),
+    /** The origin has no such product: an empty entry marked `missing`, fresh and kept for NEGATIVE_CACHE_TTL_SECONDS only. */
+    putMissing: (id: string, fetchedAt: number) =>
+      kvCall(guard, "put", () => {
+        const metadata: CacheMetadata = { fetchedAt, ttlSeconds: NEGATIVE_CACHE_TTL_SECONDS, missing: true };
+        return kv.put(productKey(id), "", { expirationTtl: NEGATIVE_CACHE_TTL_SECONDS, metadata });
       }),
     delete: (id: string) => kvCall(guard, "delete", () => kv.delete(productKey(id))),
     /** Deletes one page of keys under `prefix`; `cursor` is set while more keys may match. */

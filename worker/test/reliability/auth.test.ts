@@ -1,7 +1,9 @@
 import { reset } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, appFetch, BASE } from "../helpers";
-import { type AppRoute, appRoutes, expectEnvelope, kvSnapshot } from "./harness";
+import { ADMIN_SCOPES } from "../../src/contract";
+import { OPERATIONS } from "../../src/openapi";
+import { type AppRoute, appRoutes, expectEnvelope, kvSnapshot, routeScopes } from "./harness";
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -27,6 +29,17 @@ function protectedRoutes(routes: AppRoute[]): AppRoute[] {
 const urlFor = (path: string) => `${BASE}${path.replace(/:\w+/g, "a".repeat(32))}`;
 
 const ROUTES = protectedRoutes(appRoutes());
+const SCOPED = routeScopes();
+
+/** One named token per scope, and for each scope one holding every other scope. */
+const only = (scope: string) => `only-${scope.replace(":", "-")}-test-token`;
+const allBut = (scope: string) => `all-but-${scope.replace(":", "-")}-test-token`;
+const ADMIN_TOKENS = JSON.stringify(
+  ADMIN_SCOPES.flatMap((scope) => [
+    { name: `only-${scope.replace(":", "-")}`, token: only(scope), scopes: [scope] },
+    { name: `all-but-${scope.replace(":", "-")}`, token: allBut(scope), scopes: ADMIN_SCOPES.filter((s) => s !== scope) },
+  ]),
+);
 const BAD_CREDENTIALS: [string, Record<string, string>][] = [
   ["no token", {}],
   ["a wrong token", { Authorization: "Bearer wrong-token" }],
@@ -71,6 +84,42 @@ describe("auth coverage", () => {
         expect([401, 503]).toContain(res.status);
         await expectEnvelope(res);
       }
+    });
+  });
+
+  describe("scopes", () => {
+    it("has a scope declared in the route table for every route that refuses an anonymous caller", () => {
+      const scoped = new Set(SCOPED.map((r) => `${r.method} ${r.path}`));
+      expect(ROUTES.filter((r) => !scoped.has(`${r.method} ${r.path}`))).toEqual([]);
+      expect(new Set(SCOPED.map((r) => r.scope))).toEqual(new Set(ADMIN_SCOPES));
+    });
+
+    it("documents in OpenAPI the scope each route declares", () => {
+      const documented = OPERATIONS.filter((op) => op.scope).map((op) => `${op.method.toUpperCase()} ${op.path} ${op.scope}`);
+      expect(documented.sort()).toEqual(SCOPED.map((r) => `${r.method} ${r.path} ${r.scope}`).sort());
+    });
+
+    describe.each(SCOPED)("$method $path requires $scope", ({ method, path, scope }) => {
+      it("answers 403 insufficient_scope, naming the scope, to a token holding every other scope, and writes nothing", async () => {
+        const before = await kvSnapshot();
+        const res = await appFetch({}, { ADMIN_TOKENS })(new Request(urlFor(path), { method, headers: { Authorization: `Bearer ${allBut(scope)}` } }));
+        expect(res.headers.get("WWW-Authenticate")).toBe(`Bearer error="insufficient_scope", scope="${scope}"`);
+        await expectEnvelope(res, 403, "insufficient_scope");
+        expect(await kvSnapshot()).toEqual(before);
+      });
+
+      it("admits a token holding only that scope", async () => {
+        const res = await appFetch({}, { ADMIN_TOKENS })(new Request(urlFor(path), { method, headers: { Authorization: `Bearer ${only(scope)}` } }));
+        expect([401, 403, 503]).not.toContain(res.status);
+      });
+    });
+
+    it("refuses every scoped route when ADMIN_TOKENS is malformed, with a 503 that shows no token", async () => {
+      const bad = JSON.stringify([{ name: "ci", token: "short-secret", scopes: ["cache:purge"] }]);
+      const res = await appFetch({}, { ADMIN_TOKENS: bad })(new Request(urlFor("/api/cache"), { method: "DELETE", headers: { Authorization: "Bearer short-secret" } }));
+      const body = await expectEnvelope(res, 503, "unavailable");
+      expect(body.error).toContain("ADMIN_TOKENS");
+      expect(body.error).not.toContain("short-secret");
     });
   });
 });

@@ -28,7 +28,7 @@ const CASES: { route: string; request: () => Request }[] = [
   { route: "POST /ofrep/v1/evaluate/flags", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags", { context: { targetingKey: "u-1" } }) },
 ];
 /** Routes that never touch KV. */
-const NO_KV = new Set(["GET /health", "GET /openapi.json"]);
+const NO_KV = new Set(["GET /health", "GET /health/details", "GET /openapi.json"]);
 
 const KV_FAULTS = {
   throws: () => {
@@ -107,8 +107,8 @@ describe("KV's one-write-per-second limit (429)", () => {
     const res = await appFetch({}, { SESSIONS: kv })(jsonRequest("POST", "/sessions", { userId: "u-429", email: "ada@example.com" }));
     expect(res.status).toBe(201);
     const { sessionId } = (await res.json()) as { sessionId: string };
-    expect(attempts).toEqual([sessionKey(sessionId), sessionKey(sessionId), await userSessionKey("u-429", sessionId)]);
-    const stored = await env.SESSIONS.get(sessionKey(sessionId));
+    expect(attempts).toEqual([await sessionKey(sessionId), await sessionKey(sessionId), await userSessionKey("u-429", sessionId)]);
+    const stored = await env.SESSIONS.get(await sessionKey(sessionId));
     expect(stored && decodeSession(stored)).toMatchObject({ userId: "u-429" });
   });
 

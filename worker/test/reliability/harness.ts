@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { createApp } from "../../src/app";
-import { KV_BINDINGS } from "../../src/contract";
+import { type AdminScope, KV_BINDINGS } from "../../src/contract";
 
 /** Asserts the JSON error envelope `{error, code}` and returns it. */
 export async function expectEnvelope(res: Response, status?: number, code?: string) {
@@ -62,4 +62,17 @@ export function appRoutes(): AppRoute[] {
     seen.set(`${method} ${path}`, { method, path });
   }
   return [...seen.values()];
+}
+
+/**
+ * The admin scope each route declares, from the app's route table: the
+ * scoped middleware on a route (requireScope, requireSelfOrScope) carries it.
+ */
+export function routeScopes(): (AppRoute & { scope: AdminScope })[] {
+  const scoped = new Map<string, AppRoute & { scope: AdminScope }>();
+  for (const { method, path, handler } of createApp().routes) {
+    const scope = (handler as { scope?: AdminScope }).scope;
+    if (scope !== undefined) scoped.set(`${method} ${path}`, { method, path, scope });
+  }
+  return [...scoped.values()];
 }
