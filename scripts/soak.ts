@@ -2,7 +2,8 @@
  * A long run of the local stack under the load test's mixed load, sampling
  * workerd every 10 s: requests, errors, p99 and resident memory, and reading
  * its log. Fails when any request fails, workerd warns once of a request whose
- * continuations it cancelled, or memory after the warm-up grows by more than 10 %; the
+ * continuations it cancelled, or the Worker's live heap after the warm-up
+ * grows by more than 10 %; the
  * flags and products it touches keep changing (`--distinct` ids), so the
  * isolate's in-memory maps must stay bounded for it to pass. Not part of
  * `npm test`.
@@ -25,7 +26,9 @@ import { readSoakRuns, renderMarkdownFromFiles } from "./bench";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { REPORT_PATH, SOAK_PATH, SOAK_RUNS_PATH, type SoakResults, type SoakSample } from "./lib/bench-report";
 import { childPid, readStat } from "./lib/bench-stack";
+import { isolateLiveHeapMiB } from "./lib/isolate-heap";
 import { errorKinds, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "./lib/mixed-load";
+import { LOCAL_WORKER_NAME } from "./start";
 
 /**
  * Connections `npm test`'s load test runs at: the lower of 200 and the highest
@@ -38,7 +41,12 @@ export const LOAD_TEST_CONNECTIONS = 200;
 /** The soak's default: the connection count the load test runs at, held for minutes. */
 const SOAK_CONNECTIONS = 200;
 const SAMPLE_SECONDS = 10;
-/** Allowed growth of workerd's resident memory from the end of the warm-up to the end of the run. */
+/**
+ * Allowed growth of the Worker's live heap (a heap snapshot's total) from the
+ * end of the warm-up to the end of the run. workerd's resident memory is
+ * reported too, but it holds Miniflare's KV, which grows with the data the
+ * run stores whatever the Worker does (bench/analysis.md, "Where the memory goes").
+ */
 const MAX_MEMORY_GROWTH = 0.1;
 const PAGE_BYTES = 4096;
 
@@ -53,20 +61,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
   const log = options.log ?? ((line: string) => console.log(line));
   const dataDir = await mkdtemp(join(tmpdir(), "soak-kv-"));
   log(`starting the local stack (KV persisted in ${dataDir}, so stored data is not counted as workerd memory)…`);
-  const target = await startLoadTarget({ dataDir });
+  const target = await startLoadTarget({ dataDir, inspector: true });
   try {
     const pid = childPid("workerd");
     if (pid === undefined) throw new CliError("cannot find the workerd process in /proc: the soak samples its memory and needs Linux");
     const rssMiB = () => ((readStat(pid)?.rssPages ?? NaN) * PAGE_BYTES) / 2 ** 20;
+    const heapMiB = async () => Math.round((await isolateLiveHeapMiB(target.stack.mf, LOCAL_WORKER_NAME)) * 100) / 100;
     const chunks = Math.max(1, Math.round((options.minutes * 60) / SAMPLE_SECONDS));
     // The first fifth of the run (2 minutes of a 10-minute soak) fills caches, JIT-compiles and lets workerd's
     // own memory settle (bench/analysis.md: a fixed-200 Worker's workerd grows too, then levels off).
     const warmupChunks = Math.floor(chunks / 5);
+    // The memory check compares the three samples after the warm-up with the last three.
+    const inMemoryWindows = (i: number) => (i >= warmupChunks && i < warmupChunks + 3) || i >= chunks - 3;
     log(
       `soak: ${options.minutes} min of mixed load, ${options.connections} connections, ${options.distinctIds} distinct flag names and product ids; ` +
         `sampling every ${SAMPLE_SECONDS} s (warm-up ${warmupChunks * SAMPLE_SECONDS} s)`,
     );
-    log(`workerd pid ${pid}, ${rssMiB().toFixed(1)} MiB resident before the load`);
+    log(`workerd pid ${pid}, ${rssMiB().toFixed(1)} MiB resident before the load; the Worker's live heap ${await heapMiB()} MiB`);
     const samples: SoakSample[] = [];
     let offset = 0;
     let lastCreated: string[] = [];
@@ -83,18 +94,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
         ...(loadErrors(result) > 0 ? { errorKinds: errorKinds(result, failed) } : {}),
         p99Ms: result.latency.p99,
         rssMiB: Math.round(rssMiB() * 10) / 10,
+        // A heap snapshot pauses the isolate, so only the samples the memory check compares take one.
+        ...(inMemoryWindows(i) ? { heapMiB: await heapMiB() } : {}),
         crossRequestWarnings: runtime.crossRequest - warningsBefore,
       };
       samples.push(sample);
       const kinds = sample.errorKinds ? ` (${Object.entries(sample.errorKinds).map(([kind, count]) => `${count} ${kind}`).join(", ")})` : "";
       const warned = sample.crossRequestWarnings ? `  ${sample.crossRequestWarnings} cross-request warnings` : "";
-      log(`  ${String(sample.atSeconds).padStart(5)} s  ${String(sample.requests).padStart(7)} requests  ${sample.errors} errors${kinds}${warned}  p99 ${sample.p99Ms} ms  ${sample.rssMiB} MiB`);
+      log(`  ${String(sample.atSeconds).padStart(5)} s  ${String(sample.requests).padStart(7)} requests  ${sample.errors} errors${kinds}${warned}  p99 ${sample.p99Ms} ms  ${sample.rssMiB} MiB${sample.heapMiB === undefined ? "" : `  live heap ${sample.heapMiB} MiB`}`);
     }
     const unreadable = await unreadableSessions(target, lastCreated.slice(0, 2000));
-    const mean = (xs: SoakSample[]) => xs.reduce((sum, s) => sum + s.rssMiB, 0) / xs.length;
+    const mean = (xs: SoakSample[], of: (s: SoakSample) => number) => xs.reduce((sum, s) => sum + of(s), 0) / xs.length;
     const afterWarmup = samples.slice(warmupChunks, warmupChunks + 3);
     const atEnd = samples.slice(-3);
-    const growth = mean(atEnd) / mean(afterWarmup) - 1;
+    const rss = (s: SoakSample) => s.rssMiB;
+    const heap = (s: SoakSample) => s.heapMiB ?? NaN;
+    const rssGrowth = mean(atEnd, rss) / mean(afterWarmup, rss) - 1;
+    const heapGrowth = mean(atEnd, heap) / mean(afterWarmup, heap) - 1;
     const errors = samples.reduce((sum, s) => sum + s.errors, 0);
     const requests = samples.reduce((sum, s) => sum + s.requests, 0);
     const soak: SoakResults = {
@@ -106,19 +122,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
       errors,
       unreadableSessions: unreadable.length,
       p99Ms: Math.max(...samples.map((s) => s.p99Ms)),
-      rssAfterWarmupMiB: Math.round(mean(afterWarmup) * 10) / 10,
-      rssAtEndMiB: Math.round(mean(atEnd) * 10) / 10,
-      memoryGrowth: growth,
+      rssAfterWarmupMiB: Math.round(mean(afterWarmup, rss) * 10) / 10,
+      rssAtEndMiB: Math.round(mean(atEnd, rss) * 10) / 10,
+      memoryGrowth: rssGrowth,
+      heapAfterWarmupMiB: Math.round(mean(afterWarmup, heap) * 10) / 10,
+      heapAtEndMiB: Math.round(mean(atEnd, heap) * 10) / 10,
+      heapGrowth,
       runtime: { crossRequestWarnings: runtime.crossRequest, connectionLost: runtime.connectionLost },
       commit: currentCommit(),
-      passed: errors === 0 && runtime.crossRequest === 0 && unreadable.length === 0 && growth <= MAX_MEMORY_GROWTH,
+      passed: errors === 0 && runtime.crossRequest === 0 && unreadable.length === 0 && heapGrowth <= MAX_MEMORY_GROWTH,
       samples,
     };
     log("");
     log(
       `soak: ${requests} requests in ${options.minutes} min (${Math.round(requests / (options.minutes * 60))} req/s), ${errors} errors, ` +
-        `worst p99 ${soak.p99Ms} ms; workerd ${soak.rssAfterWarmupMiB} MiB after warm-up → ${soak.rssAtEndMiB} MiB at the end ` +
-        `(${(growth * 100).toFixed(1)} %, limit ${MAX_MEMORY_GROWTH * 100} %); ${unreadable.length} of the last ${Math.min(lastCreated.length, 2000)} sessions unreadable; ` +
+        `worst p99 ${soak.p99Ms} ms; the Worker's live heap ${soak.heapAfterWarmupMiB} MiB after warm-up → ${soak.heapAtEndMiB} MiB at the end ` +
+        `(${(heapGrowth * 100).toFixed(1)} %, limit ${MAX_MEMORY_GROWTH * 100} %); workerd resident ${soak.rssAfterWarmupMiB} → ${soak.rssAtEndMiB} MiB ` +
+        `(${(rssGrowth * 100).toFixed(1)} %, Miniflare's KV included); ${unreadable.length} of the last ${Math.min(lastCreated.length, 2000)} sessions unreadable; ` +
         `workerd: ${runtime.crossRequest} cross-request warnings, ${runtime.connectionLost} lost origin connections`,
     );
     for (const line of runtime.samples) log(`  workerd: ${line}`);

@@ -21,6 +21,8 @@ import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from 
 import { localWorker } from "./lib/local-worker";
 
 export const DEFAULT_STACK = "dev";
+/** The Worker's name inside the local workerd (its inspector target is `core:user:<name>`). */
+export const LOCAL_WORKER_NAME = "kv-worker-stack";
 export const DEFAULT_PORT = 8787;
 export const DEFAULT_HOST = "127.0.0.1";
 
@@ -45,6 +47,8 @@ export interface LocalStackOptions {
   /** Default: the stack's rate limits (`rateLimits` in its config). */
   rateLimits?: RateLimitsSettings;
   log?: (line: string) => void;
+  /** Open workerd's inspector on a free port (the soak reads the isolate's heap through it). */
+  inspector?: boolean;
   /** Each line workerd logs (console output, runtime warnings); default: printed as Miniflare prints them. */
   onRuntimeLog?: (entry: RuntimeLogEntry) => void;
 }
@@ -97,9 +101,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Miniflare keeps each kind of resource in its own folder under this one (.data/<stack>/kv).
     ...(options.ephemeral ? {} : { resourcePersistencePath: dataDir }),
     ...(options.onRuntimeLog ? { handleStructuredLogs: options.onRuntimeLog } : {}),
+    ...(options.inspector ? { inspectorPort: 0 } : {}),
     workers: [
       localWorker({
-        name: "kv-worker-stack",
+        name: LOCAL_WORKER_NAME,
         scriptPath: BUNDLE_PATH,
         compatibilityDate: localCompatibilityDate(settings.compatibilityDate, log),
         compatibilityFlags: settings.compatibilityFlags,

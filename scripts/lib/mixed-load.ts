@@ -120,7 +120,7 @@ export function runtimeWatch(print: (entry: RuntimeLogEntry) => void = () => {})
  * rollout flag. KV is in memory unless `dataDir` is given (a soak persists it
  * to disk, so stored sessions do not count as workerd's memory growth).
  */
-export async function startLoadTarget(options: { dataDir?: string } = {}): Promise<LoadTarget> {
+export async function startLoadTarget(options: { dataDir?: string; inspector?: boolean } = {}): Promise<LoadTarget> {
   const origin = await startOriginStub();
   const originUrl = origin.url;
   const storage = options.dataDir ? { dataDir: options.dataDir } : { ephemeral: true };
@@ -132,6 +132,7 @@ export async function startLoadTarget(options: { dataDir?: string } = {}): Promi
     originUrl,
     rateLimits: LOAD_RATE_LIMITS,
     onRuntimeLog: runtime.onRuntimeLog,
+    inspector: options.inspector,
   });
   const flag = await fetch(`${stack.url}/api/features/${LOAD_FLAG}`, {
     method: "PUT",
