@@ -225,6 +225,11 @@ export function decodeSession(raw: string): SessionRecord | undefined {
 export { Shorthand as Flag } from "./flags/model";
 export type { FlagDefinition } from "./flags/model";
 
+/** Any request body larger than this is refused with 413. */
+export const MAX_BODY_BYTES = 16 * 1024;
+/** Flags and evaluators one import page (POST /api/features) may write: each is one KV put, and an invocation may make 1000 KV operations. */
+export const IMPORT_PAGE_MAX_ENTRIES = 500;
+
 /** KV caps metadata at 1024 bytes of serialised JSON. */
 export const KV_METADATA_MAX_BYTES = 1024;
 

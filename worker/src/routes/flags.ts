@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { EvaluationQuery, FlagParams, USER_ID_MAX_LENGTH } from "../api-schemas";
-import { Flag, FLAG_NAME_PATTERN, type FlagDefinition } from "../contract";
+import { Flag, FLAG_NAME_PATTERN, type FlagDefinition, IMPORT_PAGE_MAX_ENTRIES } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import {
@@ -33,8 +33,6 @@ function refuseIfManaged(managedFlags: string | undefined, names: string[]) {
   }
 }
 
-/** Flags and evaluators one import page may write: each is one KV put, and an invocation may make 1000 KV operations. */
-export const IMPORT_PAGE_MAX_ENTRIES = 500;
 
 const invalid = (problems: Problem[]) => new ApiError(400, "invalid_request", problems.map(describeProblem).join("; "));
 
