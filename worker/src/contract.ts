@@ -6,7 +6,7 @@
  * it is imported by code that runs in workerd and by code that runs in Node.
  */
 import * as v from "valibot";
-import { type FlagDefinition, readDefinition, readEvaluator } from "./flags/model";
+import { type FlagDefinition, readDefinition, readEvaluator } from "./flags/model.ts";
 
 /** KV namespace bindings, in the order they are provisioned and listed. */
 export const KV_BINDINGS = ["SESSIONS", "CACHE", "CONFIG"] as const;
@@ -222,8 +222,8 @@ export function decodeSession(raw: string): SessionRecord | undefined {
  * or the seed's shorthand (./flags/model). `Flag` is the shorthand's schema,
  * the form older clients and stack files write.
  */
-export { Shorthand as Flag } from "./flags/model";
-export type { FlagDefinition } from "./flags/model";
+export { Shorthand as Flag } from "./flags/model.ts";
+export type { FlagDefinition } from "./flags/model.ts";
 
 /** Any request body larger than this is refused with 413. */
 export const MAX_BODY_BYTES = 16 * 1024;
