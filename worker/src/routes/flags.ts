@@ -154,8 +154,15 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       if (entries > IMPORT_PAGE_MAX_ENTRIES) {
         throw new ApiError(400, "invalid_request", `a page may hold at most ${IMPORT_PAGE_MAX_ENTRIES} flags and evaluators (KV allows 1000 operations per request); this one holds ${entries}`);
       }
-      refuseIfManaged(c.env.MANAGED_FLAGS, Object.keys(flags));
       const store = flagStore(c.env.CONFIG, kvTimeoutMs);
+      // A flag declared as code may appear unchanged (re-importing an export): it is left as it is.
+      // Changed, it is refused like any write to it.
+      const managed = new Set(c.env.MANAGED_FLAGS?.split(",").map((name) => name.trim()) ?? []);
+      for (const name of Object.keys(flags).filter((name) => managed.has(name))) {
+        const stored = await store.get(name);
+        if (JSON.stringify(stored) !== JSON.stringify(flags[name])) refuseIfManaged(c.env.MANAGED_FLAGS, [name]);
+        delete flags[name];
+      }
       // Evaluators first, so a flag that refers to one never evaluates without it.
       for (const [name, rule] of Object.entries(evaluators)) await store.putEvaluator(name, readEvaluator(rule)!);
       for (const [name, flag] of Object.entries(flags)) {
