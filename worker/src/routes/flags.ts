@@ -16,6 +16,7 @@ import {
   readEvaluator,
   validateDocument,
 } from "../flags";
+import { evaluateFlag as evaluateShorthand } from "../evaluate";
 import { keepAlive } from "../keep-alive";
 import { requireAdmin } from "../middleware/admin";
 import { check, isJsonMediaType, validate } from "../middleware/validate";
@@ -51,10 +52,10 @@ async function jsonObjectBody(c: Context<AppEnv>): Promise<Record<string, unknow
 
 /** GET /api/features/:name's answer: today's `{name, enabled, reason}` for boolean flags, plus `value` and `variant` for typed ones. */
 function answerOf(name: string, flag: FlagDefinition | undefined, userId: string | undefined) {
-  if (!flag) return { name, enabled: false, reason: "DEFAULT" };
+  // The shorthand, the hot case, exactly as before the engine: no context object, no metadata copy.
+  if (!flag || isShorthand(flag)) return { name, ...evaluateShorthand(name, flag, userId) };
   const resolution = evaluate(name, flag, userId === undefined ? {} : { targetingKey: userId });
   const enabled = typeof resolution.value === "boolean" ? resolution.value : resolution.value !== undefined;
-  if (isShorthand(flag)) return { name, enabled, reason: resolution.reason };
   return {
     name,
     enabled,
