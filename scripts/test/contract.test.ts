@@ -117,6 +117,16 @@ async function exercise() {
   await raw("/api/features/-bad", { method: "DELETE", headers: admin }); // 400
   await raw("/api/features/contract-flag", { method: "DELETE" }); // 401
 
+  const typed = { state: "ENABLED" as const, variants: { a: "x", b: "y" }, defaultVariant: "a", targeting: { if: [{ $ref: "contract-rule" }, "b", null] }, metadata: { owner: "qa" } };
+  await api.importFlags({ flags: { "contract-typed": typed, "contract-broken": { state: "ENABLED" as const, variants: { a: 1 }, defaultVariant: "a", targeting: { if: [true, "zzz", "a"] } } }, $evaluators: { "contract-rule": { "==": [{ var: "tier" }, "gold"] } } });
+  await api.evaluateFlag("contract-typed", "alice");
+  await raw("/api/features", json("POST", JSON.stringify({ flags: { "contract-typed": { ...typed, defaultVariant: "z" } } }), admin)); // 400
+  await raw("/api/features", json("POST", JSON.stringify({ flags: {} }))); // 401
+  await raw("/api/features", json("POST", JSON.stringify({ flags: { "new-checkout": { enabled: false } } }), admin)); // 409
+  await raw("/api/features", json("POST", JSON.stringify({ flags: { big: JSON.parse(big) } }), admin)); // 413
+  await raw("/ofrep/v1/evaluate/flags/contract-typed", json("POST", JSON.stringify({ context: { targetingKey: "alice", tier: "gold" } })));
+  await raw("/ofrep/v1/evaluate/flags/contract-broken", json("POST", "{}")); // 500 GENERAL
+
   const context = JSON.stringify({ context: { targetingKey: "alice" } });
   await raw("/ofrep/v1/evaluate/flags/contract-flag", json("POST", context));
   await raw("/ofrep/v1/evaluate/flags/missing-flag", json("POST", context)); // 404

@@ -23,9 +23,12 @@ const exportFlags = async () => {
 
 /** What the local stack holds before any import: the dev stack's flags declared as code. */
 let baseline: Record<string, unknown>;
+let baselineEvaluators: Record<string, unknown>;
 beforeAll(async () => {
   stack = await startLocalStack({ port: 0, ephemeral: true, adminToken: "flags-cli-test" });
-  baseline = (await exportFlags()).flags;
+  const before = await exportFlags();
+  baseline = before.flags;
+  baselineEvaluators = before.$evaluators ?? {};
 }, 60_000);
 afterAll(() => stack?.dispose());
 
@@ -56,7 +59,7 @@ describe("npm run flags", () => {
     const exported = await exportFlags();
     expect(exported.$schema).toBe("https://flagd.dev/schema/v0/flags.json");
     expect(exported.flags).toEqual({ ...baseline, ...merged.flags });
-    expect(exported.$evaluators).toEqual(merged.$evaluators);
+    expect(exported.$evaluators).toEqual({ ...baselineEvaluators, ...merged.$evaluators });
 
     // And back: importing the export changes nothing.
     const file = join(mkdtempSync(join(tmpdir(), "flags-")), "export.json");
