@@ -380,10 +380,16 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.sessionTtlSeconds]: String(config.sessionTtlSeconds),
     [VARS.sessionMaxLifetimeSeconds]: String(config.sessionMaxLifetimeSeconds),
     [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
-    [VARS.managedFlags]: Object.keys(config.flags).join(","),
+    [VARS.managedFlags]: managedNames(config).join(","),
     [VARS.bundleSha256]: bundleSha256,
   };
 }
+
+/** Flags declared as code, and each shared evaluator declared as code as `$<name>` (no flag name holds a `$`). */
+export const managedNames = (config: Pick<StackConfig, "flags" | "evaluators">) => [
+  ...Object.keys(config.flags),
+  ...Object.keys(config.evaluators).map((name) => `$${name}`),
+];
 
 /**
  * Reads a stack's config from Pulumi.yaml (declared defaults) and

@@ -146,7 +146,8 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       expect(decodeFlag(String(entry.value))).toEqual(flag);
       expect(flagFromMetadata(JSON.parse(String(entry.metadata)))).toEqual(flag);
     }
-    expect(bindingsOf(r).find((b) => b.name === "MANAGED_FLAGS")?.text).toBe(Object.keys(flags).join(","));
+    const { evaluators } = loadStackConfig(stack);
+    expect(bindingsOf(r).find((b) => b.name === "MANAGED_FLAGS")?.text).toBe([...Object.keys(flags), ...Object.keys(evaluators).map((e) => `$${e}`)].join(","));
   });
 
   it("writes each shared evaluator declared as code once, as evaluator:<name>", () => {

@@ -28,7 +28,7 @@ describe("wrangler config from stack outputs", () => {
 
   it("names the deployed Worker and carries the stack's compatibility settings and vars, not the secret", () => {
     expect(config).toMatchObject({ name: "kv-worker-stack-dev-worker", main: "dist/worker.js", compatibility_date: "2026-07-30" });
-    expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode,checkout-banner" });
+    expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode,checkout-banner,$is_gold" });
     expect(config.vars).not.toHaveProperty("ADMIN_TOKEN");
     expect(config.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
   });

@@ -20,7 +20,7 @@ export const VARS = {
   /** Absolute session lifetime from createdAt; refreshes never extend a session past it. */
   sessionMaxLifetimeSeconds: "SESSION_MAX_LIFETIME_SECONDS",
   cacheTtlSeconds: "CACHE_TTL_SECONDS",
-  /** Comma-separated flag names that are declared as code in the stack config. */
+  /** Comma-separated names of the flags declared as code in the stack config, and `$<name>` for each evaluator declared there. */
   managedFlags: "MANAGED_FLAGS",
   /** sha256 of dist/worker.js, reported by /health. */
   bundleSha256: "BUNDLE_SHA256",

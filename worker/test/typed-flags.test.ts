@@ -40,6 +40,16 @@ describe("POST /api/features (a page of a flagd document)", () => {
     expect(await env.CONFIG.get(flagKey("ok"))).toBeNull();
   });
 
+  it("answers 409 for an evaluator declared in the stack config, and leaves it as it is when it comes back unchanged", async () => {
+    await call("/api/features", jsonInit("POST", { flags: {}, $evaluators: { is_gold: IS_GOLD } }, admin));
+    const managed = appClient({}, { MANAGED_FLAGS: "$is_gold" });
+    const changed = await managed("/api/features", jsonInit("POST", { flags: {}, $evaluators: { is_gold: { "==": [1, 1] } } }, admin));
+    expect(await errorOf(changed)).toMatchObject({ status: 409, code: "managed_by_config", error: expect.stringContaining("evaluator is_gold") });
+    const same = await managed("/api/features", jsonInit("POST", { flags: {}, $evaluators: { is_gold: IS_GOLD } }, admin));
+    expect(await same.json()).toEqual({ flags: 0, evaluators: 0, warnings: [] });
+    expect(JSON.parse((await env.CONFIG.get("evaluator:is_gold"))!)).toEqual(IS_GOLD);
+  });
+
   it("answers 409 for a flag declared in the stack config", async () => {
     const managed = appClient({}, { MANAGED_FLAGS: "banner" });
     const res = await managed("/api/features", jsonInit("POST", { flags: { banner: BANNER } }, admin));

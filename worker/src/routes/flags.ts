@@ -164,14 +164,22 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
         if (JSON.stringify(stored) !== JSON.stringify(flags[name])) refuseIfManaged(c.env.MANAGED_FLAGS, [name]);
         delete flags[name];
       }
+      const writable = { ...evaluators };
+      for (const name of Object.keys(evaluators).filter((name) => managed.has(`$${name}`))) {
+        const stored = await store.getEvaluator(name);
+        if (JSON.stringify(stored) !== JSON.stringify(evaluators[name])) {
+          throw new ApiError(409, "managed_by_config", `evaluator ${name} is declared in the stack config; change it there and run pulumi up`);
+        }
+        delete writable[name];
+      }
       // Evaluators first, so a flag that refers to one never evaluates without it.
-      for (const [name, rule] of Object.entries(evaluators)) await store.putEvaluator(name, readEvaluator(rule)!);
+      for (const [name, rule] of Object.entries(writable)) await store.putEvaluator(name, readEvaluator(rule)!);
       for (const [name, flag] of Object.entries(flags)) {
         await store.put(name, flag);
         cache.set(name, isShorthand(flag) ? flag : inlineEvaluators(flag, evaluators));
       }
       forget();
-      return json({ flags: Object.keys(flags).length, evaluators: Object.keys(evaluators).length, warnings: warnings.map(describeProblem) });
+      return json({ flags: Object.keys(flags).length, evaluators: Object.keys(writable).length, warnings: warnings.map(describeProblem) });
     })
     .delete("/api/features/:name", requireAdmin(), validate("param", FlagParams), async (c) => {
       const { name } = c.req.valid("param");
