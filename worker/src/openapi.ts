@@ -188,7 +188,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "put", path: "/api/features/:name", operationId: "putFlag", tag: "flags", auth: "admin",
     summary: "Create or replace a flag",
-    description: "The shorthand or a flagd definition, checked with flagd's schema (400 names the flag and path). KV: 1 put.",
+    description: "The shorthand or a flagd definition, checked with flagd's schema (400 names the flag and path). KV: 1 put (+1 get per $ref).",
     params: FlagParams,
     body: res.FlagDefinition,
     responses: { 200: { description: "The stored flag", schema: res.StoredFlag }, 400: invalid, 401: unauthorized, 409: managed, 413: tooLarge, 503: unavailable },

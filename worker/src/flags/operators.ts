@@ -4,10 +4,9 @@
  * operator given input it cannot use answers null (not false), so the flag
  * falls back to its default variant.
  */
-import { murmurHash3 } from "../bucketing";
+import { murmurHash3OfText } from "../bucketing";
 import type { Data, Operation } from "./json-logic";
 
-const utf8 = new TextEncoder();
 const TWO_TO_32 = 2 ** 32;
 
 /**
@@ -43,7 +42,7 @@ export const fractional: Operation = (args, _data, scope) => {
     total += weight;
   }
   if (total === 0) return null;
-  const hash = murmurHash3(utf8.encode(value));
+  const hash = murmurHash3OfText(value);
   const point =
     total < 2 ** 21 ? Math.floor((hash * total) / TWO_TO_32) : Number((BigInt(hash) * BigInt(total)) >> 32n);
   let end = 0;
