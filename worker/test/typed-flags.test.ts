@@ -65,6 +65,18 @@ describe("PUT and GET /api/features/:name with a flagd definition", () => {
     expect(answer).toEqual({ name: "banner", enabled: true, reason: "DEFAULT", value: "Welcome", variant: "plain" });
   });
 
+  it("reads a flag with a $ref once (flag and evaluator), then evaluates it with no KV operation while it is trusted", async () => {
+    await call("/api/features", jsonInit("POST", { flags: { banner: BANNER }, $evaluators: { is_gold: IS_GOLD } }, admin));
+    const { kv, calls } = countingKv(env.CONFIG);
+    const request = appClient({}, { CONFIG: kv });
+    const value = async (tier: string) => (await (await request(`/ofrep/v1/evaluate/flags/banner`, jsonInit("POST", { context: { tier } }))).json<{ value: string }>()).value;
+    expect(await value("gold")).toBe("Welcome back, gold member");
+    expect(calls).toEqual(["get flag:banner", "get evaluator:is_gold"]);
+    for (let i = 0; i < 50; i++) await request(`/api/features/banner?userId=u${i}`);
+    expect(await value("silver")).toBe("Welcome");
+    expect(calls).toHaveLength(2);
+  });
+
   it("answers 400 naming the flag and the path, and writes nothing", async () => {
     const res = await call("/api/features/banner", jsonInit("PUT", { ...BANNER, defaultVariant: "missing" }, admin));
     expect(await errorOf(res)).toMatchObject({ status: 400, code: "invalid_request", error: "flags.banner at /defaultVariant: must be null or the name of one of the variants" });
