@@ -50,6 +50,11 @@ describe("POST /api/features (a page of a flagd document)", () => {
     expect(JSON.parse((await env.CONFIG.get("evaluator:is_gold"))!)).toEqual(IS_GOLD);
   });
 
+  it("answers 400 for an unknown format or lenient value", async () => {
+    expect((await errorOf(await call("/api/features?format=yaml", { headers: admin }))).status).toBe(400);
+    expect((await errorOf(await call("/api/features?lenient=yes", jsonInit("POST", { flags: {} }, admin)))).status).toBe(400);
+  });
+
   it("answers 409 for a flag declared in the stack config", async () => {
     const managed = appClient({}, { MANAGED_FLAGS: "banner" });
     const res = await managed("/api/features", jsonInit("POST", { flags: { banner: BANNER } }, admin));

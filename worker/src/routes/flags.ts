@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
-import { EvaluationQuery, FlagParams, USER_ID_MAX_LENGTH } from "../api-schemas";
+import { EvaluationQuery, FlagListQuery, FlagParams, ImportQuery, USER_ID_MAX_LENGTH } from "../api-schemas";
 import { Flag, FLAG_NAME_PATTERN, type FlagDefinition, IMPORT_PAGE_MAX_ENTRIES } from "../contract";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
@@ -105,9 +105,9 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
 
   return new Hono<AppEnv>()
     // Admin only: flags hold user ids. `?format=flagd` answers one flagd document (what `npm run flags -- export` writes).
-    .get("/api/features", requireAdmin(), async (c) => {
+    .get("/api/features", requireAdmin(), validate("query", FlagListQuery), async (c) => {
       const store = flagStore(c.env.CONFIG, kvTimeoutMs);
-      if (c.req.query("format") !== "flagd") return json(await store.list());
+      if (c.req.valid("query").format !== "flagd") return json(await store.list());
       const [flags, evaluators] = await Promise.all([store.list(), store.listEvaluators()]);
       const document: FlagDocument = { flags: Object.fromEntries(flags.map(({ name, flag }) => [name, flag])) };
       if (Object.keys(evaluators).length > 0) document.$evaluators = evaluators;
@@ -144,9 +144,9 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
     })
     // One page of a flagd document: every flag and evaluator is checked before any is written.
     // `?lenient=true` loads rules flagd's schema refuses, as flagd does (they evaluate as PARSE_ERROR); answers the warnings.
-    .post("/api/features", requireAdmin(), async (c) => {
+    .post("/api/features", requireAdmin(), validate("query", ImportQuery), async (c) => {
       const document = await jsonObjectBody(c);
-      const lenient = c.req.query("lenient") === "true";
+      const lenient = c.req.valid("query").lenient === "true";
       const { errors, warnings } = validateDocument(document, { lenient });
       if (errors.length > 0) throw invalid(errors);
       const flags = definitionsOf(document as unknown as FlagDocument);
