@@ -108,6 +108,8 @@ async function exercise() {
   await api.evaluateFlag("contract-flag", "alice");
   await api.listFlags();
   await raw("/api/features", {}); // 401
+  await raw("/api/features?format=flagd", { headers: admin });
+  await raw("/api/features?format=yaml", { headers: admin }); // 400
   await raw("/api/features/-bad?userId=u"); // 400
   await raw("/api/features/contract-flag", json("PUT", '{"enabled":"yes"}', admin)); // 400
   await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}')); // 401

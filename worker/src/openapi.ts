@@ -167,7 +167,7 @@ export const OPERATIONS: readonly Operation[] = [
     summary: "List every flag with its rules",
     description: "KV: 1 list per 1000 flags (and per 1000 evaluators with `format=flagd`). `format=flagd`: one flagd document `{flags, $evaluators}`, what `npm run flags -- export` writes.",
     query: FlagListQuery,
-    responses: { 200: { description: "Every flag (a flagd document with format=flagd)", schema: v.union([res.FlagList, res.FlagDocument]) }, 401: unauthorized, 503: unavailable },
+    responses: { 200: { description: "Every flag (a flagd document with format=flagd)", schema: v.union([res.FlagList, res.FlagDocument]) }, 400: invalid, 401: unauthorized, 503: unavailable },
   },
   {
     method: "post", path: "/api/features", operationId: "importFlags", tag: "flags", auth: "admin",
