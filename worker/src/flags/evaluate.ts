@@ -45,8 +45,13 @@ function primitiveMetadata(metadata: Record<string, unknown> | undefined): Resol
   return out;
 }
 
-const hasTargeting = (targeting: unknown) =>
-  targeting !== undefined && targeting !== null && !(typeof targeting === "object" && !Array.isArray(targeting) && Object.keys(targeting).length === 0);
+/** Absent, null and `{}` mean no targeting (checked without allocating: this runs per evaluation). */
+function hasTargeting(targeting: unknown): boolean {
+  if (targeting === undefined || targeting === null) return false;
+  if (typeof targeting !== "object" || Array.isArray(targeting)) return true;
+  for (const _ in targeting) return true;
+  return false;
+}
 
 export function evaluate(key: string, flag: FlagDefinition, context: EvaluationContext = {}, options: EvaluateOptions = {}): Resolution {
   const metadata = primitiveMetadata(flag.metadata);

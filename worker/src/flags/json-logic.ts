@@ -126,10 +126,14 @@ function items(args: unknown[], data: Data, scope: Scope): unknown[] {
   return Array.isArray(list) ? list : [];
 }
 
-/** One key whose name is not `$ref`-free data: `{op: args}`. */
-function operationOf(rule: object): [string, unknown] | undefined {
-  const keys = Object.keys(rule);
-  return keys.length === 1 ? [keys[0]!, (rule as Record<string, unknown>)[keys[0]!]] : undefined;
+/** The operation of a rule object `{op: args}`: its only key; undefined for an object with none or several (no array allocated: this runs per node per evaluation). */
+function operationOf(rule: object): string | undefined {
+  let op: string | undefined;
+  for (const key in rule) {
+    if (op !== undefined) return undefined;
+    op = key;
+  }
+  return op;
 }
 
 /**
@@ -141,12 +145,12 @@ export function createInterpreter(custom: Record<string, Operation>) {
   function run(rule: unknown, data: Data, scope: Scope): unknown {
     if (Array.isArray(rule)) return rule.map((item) => run(item, data, scope));
     if (rule === null || typeof rule !== "object") return rule;
-    const operation = operationOf(rule);
-    if (!operation) {
+    const op = operationOf(rule);
+    if (op === undefined) {
       if (Object.keys(rule).length === 0) return rule;
       throw new RuleError(`a rule object must have exactly one operation, found ${Object.keys(rule).join(", ")}`);
     }
-    const [op, raw] = operation;
+    const raw = (rule as Record<string, unknown>)[op];
     if (op === "$ref") {
       if (typeof raw !== "string" || !Object.hasOwn(scope.evaluators, raw)) throw new RuleError(`$ref to an unknown evaluator ${JSON.stringify(raw)}`);
       return run(scope.evaluators[raw], data, scope);
