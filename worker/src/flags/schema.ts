@@ -14,15 +14,7 @@
 import * as v from "valibot";
 import { FLAG_NAME_PATTERN } from "../contract";
 import { type FlagDefinition, type FlagDocument, readDefinition, Shorthand } from "./model";
-// @ts-expect-error generated JavaScript without declarations
-import { validateFlags } from "./schema/validate.generated.js";
-
-interface SchemaError {
-  instancePath: string;
-  message?: string;
-  params?: Record<string, unknown>;
-}
-const schemaValidate = validateFlags as ((data: unknown) => boolean) & { errors?: SchemaError[] | null };
+import { type SchemaError, validateFlags as schemaValidate } from "./schema/validate.generated.js";
 
 export interface Problem {
   /** "flags.<name>", "$evaluators.<name>", or "" for the document. */
