@@ -24,6 +24,7 @@ import {
   sessionKey,
 } from "../worker/src/contract";
 import { childPid, FIXED_200, ONE_GET, processCpuMs } from "../scripts/lib/bench-stack";
+import { localWorker } from "../scripts/lib/local-worker";
 
 const SESSION_ID = "b".repeat(32);
 const SCENARIOS = {
@@ -55,19 +56,13 @@ const builds = values.worker.map((spec) => {
   return { name, path };
 });
 
-const shared = {
-  modules: true,
-  compatibilityDate: COMPATIBILITY_DATE,
-  compatibilityFlags: [...COMPATIBILITY_FLAGS],
-  kvNamespaces: Object.fromEntries(KV_BINDINGS.map((binding) => [binding, `compare-${binding.toLowerCase()}`])),
-  unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-};
-const bindings = { ADMIN_TOKEN: "t", ENVIRONMENT: "bench", ORIGIN_URL: "http://127.0.0.1:9" };
+const kv = Object.fromEntries(KV_BINDINGS.map((binding) => [binding, `compare-${binding.toLowerCase()}`]));
+const text = { ADMIN_TOKEN: "t", ENVIRONMENT: "bench", ORIGIN_URL: "http://127.0.0.1:9" };
 const mf = new Miniflare({
   workers: [
-    ...builds.map((b) => ({ name: b.name, scriptPath: b.path, bindings, ...shared })),
-    { name: "fixed-200", script: FIXED_200, ...shared },
-    { name: "one-get", script: ONE_GET, ...shared },
+    ...builds.map((b) => localWorker({ name: b.name, scriptPath: b.path, kv, text, directSocket: true })),
+    localWorker({ name: "fixed-200", script: FIXED_200, kv, directSocket: true }),
+    localWorker({ name: "one-get", script: ONE_GET, kv, directSocket: true }),
   ],
 });
 await mf.ready;

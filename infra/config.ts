@@ -12,6 +12,17 @@ export interface Config extends StackConfig {
   adminTokenPrevious: pulumi.Output<string> | undefined;
 }
 
+/**
+ * Whether the CLI handed the program this key as a secret (a `secure:` value,
+ * listed in PULUMI_CONFIG_SECRET_KEYS). The runtime exports the function
+ * (runtime/config.js) but its typings leave it out.
+ */
+function isConfigSecret(key: string): boolean {
+  const check = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret;
+  if (typeof check !== "function") throw new Error("@pulumi/pulumi no longer exports runtime.isConfigSecret; infra/config.ts needs another way to tell a secret config value");
+  return check(key);
+}
+
 export function readConfig(): Config {
   const stack = pulumi.getStack();
   const prefix = `${PROJECT}:`;
@@ -35,6 +46,15 @@ export function readConfig(): Config {
     }
     // The plain value is read only to see whether it is set; what reaches the program is the secret.
     const adminTokenPrevious = config.get("adminTokenPrevious") ? config.requireSecret("adminTokenPrevious") : undefined;
+    // Pulumi.yaml cannot make the CLI refuse a plain-text value for this
+    // optional key (see its comment there), so the program does.
+    if (adminTokenPrevious && !isConfigSecret(`${PROJECT}:adminTokenPrevious`)) {
+      throw new ConfigError(
+        stack,
+        "adminTokenPrevious",
+        `is stored in plain text in Pulumi.${stack}.yaml; set it with \`pulumi config set --secret adminTokenPrevious <old token> --stack ${stack}\``,
+      );
+    }
     return { ...parsed, adminToken: config.requireSecret("adminToken"), adminTokenPrevious };
   } catch (error) {
     // RunError: Pulumi prints the message alone, without a stack trace.

@@ -29,7 +29,9 @@ import {
   RESULTS_PATH,
   type ScenarioResult,
   SOAK_PATH,
+  SOAK_RUNS_PATH,
   type SoakResults,
+  type SoakSummary,
   type Target,
 } from "./lib/bench-report";
 import { measureStartup } from "./lib/startup";
@@ -291,7 +293,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
     log(renderTable(output));
     const { resultsPath, reportPath } = outputPaths(options);
     if (resultsPath) await writeFile(resultsPath, `${JSON.stringify(output, null, 2)}\n`);
-    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis(), (await readSoak()) ?? undefined));
+    if (reportPath) await writeFile(reportPath, renderMarkdown(output, await readAnalysis(), (await readSoak()) ?? undefined, await readSoakRuns()));
     const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.name}: ${t.label} (${t.detail})`));
     log("");
     log(missed.length === 0 ? "all targets met" : `targets missed:\n  ${missed.join("\n  ")}`);
@@ -472,11 +474,12 @@ async function benchPurge(stack: BenchStack, keys: number): Promise<ScenarioResu
 
 export const readAnalysis = () => readFile(ANALYSIS_PATH, "utf8").catch(() => undefined);
 const readSoak = async () => JSON.parse(await readFile(SOAK_PATH, "utf8").catch(() => "null")) as SoakResults | null;
+export const readSoakRuns = async () => JSON.parse(await readFile(SOAK_RUNS_PATH, "utf8").catch(() => "[]")) as SoakSummary[];
 
 /** BENCHMARKS.md from the committed results, soak figures and analysis. */
 export async function renderMarkdownFromFiles(resultsPath = RESULTS_PATH): Promise<string> {
   const results = JSON.parse(await readFile(resultsPath, "utf8")) as BenchResults;
-  return renderMarkdown(results, await readAnalysis(), (await readSoak()) ?? undefined);
+  return renderMarkdown(results, await readAnalysis(), (await readSoak()) ?? undefined, await readSoakRuns());
 }
 
 /** Every scenario also has the "0 errors" target. */

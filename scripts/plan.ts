@@ -10,6 +10,11 @@
  *   npm run plan -- --stack dev --update     rewrite infra/plans/dev.txt
  *   npm run plan -- --stack dev --root <dir> a checkout elsewhere (its Pulumi.yaml and stack files)
  *
+ * Before the program, the plan runs the Pulumi CLI's config phase
+ * (infra/cli-config.ts): a stack file `pulumi preview` would refuse (a
+ * required key missing, a value of the wrong type, a secret in plain text) is
+ * refused with the CLI's message.
+ *
  * Every plan (not --update) also runs the policy pack's rules (policy/rules.ts)
  * over the recorded resources, prints each violation, and exits 1 on a
  * mandatory one.
@@ -22,9 +27,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Bundle } from "../infra/components/worker-service";
-import { type RecordedResource, type Recording, recordStack } from "../infra/plan/record";
+import { type Crypter, applyProjectConfig, configSet, loadProject, readStackDocument, stackConfigOf, stackFilePath } from "../infra/cli-config";
+import { type RecordOptions, type RecordedResource, type Recording, recordStack } from "../infra/plan/record";
 import { diffRecordings, renderMermaid, renderTable, toJson } from "../infra/plan/render";
-import { loadStackConfig, readStackFiles } from "../infra/stack-file";
+import { loadStackConfig } from "../infra/stack-file";
 import { policyContext } from "../policy/context";
 import { type Finding, RULES, type StackResource, evaluatePolicies, formatFinding } from "../policy/rules";
 import { BUNDLE_PATH, ROOT, ensureBuilt } from "./build";
@@ -34,13 +40,41 @@ export const PLANS_DIR = join(ROOT, "infra/plans");
 export const snapshotPath = (stack: string) => join(PLANS_DIR, `${stack}.txt`);
 /** The bundle the snapshots are taken with: the hash is a placeholder, the rest is what a build gives. */
 export const SNAPSHOT_BUNDLE: Bundle = { contentFile: "dist/worker.js", sha256: "<bundle sha256>", mainModule: "worker.js" };
-/** Plans never see the real admin token; it only ever shows as [secret]. */
-const PLAN_ADMIN_TOKEN = "plan-admin-token";
+/**
+ * Plans never see a real secret: every `secure:` value of the stack file
+ * reaches the program as this stand-in (it only ever shows as [secret]), and
+ * a stack file without the admin token (every fresh clone, and CI) plans as if
+ * `pulumi config set --secret adminToken …` had been run.
+ */
+const PLAN_SECRET = "plan-secret";
+const STAND_IN: Crypter = { encrypt: () => "plan-stand-in", decrypt: () => PLAN_SECRET };
 
-/** Validates the stack's files, then records the program on the mock engine. */
+/**
+ * The Pulumi CLI's config phase (infra/cli-config.ts) on the stack's files,
+ * so a plan refuses what `pulumi preview` refuses, in the same words; then the
+ * program's config for the mock engine, project keys without their prefix.
+ */
+export function planConfig(stack: string, root = ROOT): Pick<RecordOptions, "config" | "secrets"> {
+  const project = loadProject(root);
+  let document = readStackDocument(stackFilePath(root, project, stack));
+  if (!Object.hasOwn((document.config ?? {}) as object, `${project.name}:adminToken`)) {
+    document = configSet(project, document, { key: "adminToken", value: PLAN_SECRET, secret: true }, STAND_IN);
+  }
+  const { values, secretKeys } = applyProjectConfig(stack, project, stackConfigOf(project, document).config, STAND_IN);
+  const config: Record<string, string> = {};
+  const secrets: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (!key.startsWith(`${project.name}:`)) continue; // provider settings; the mock engine has no providers
+    (secretKeys.includes(key) ? secrets : config)[key.slice(project.name.length + 1)] = value;
+  }
+  return { config, secrets };
+}
+
+/** Runs the CLI's config phase and the program's own checks on the stack's files, then records the program on the mock engine. */
 export async function planStack(stack: string, bundle?: Bundle, root = ROOT): Promise<Recording> {
+  const config = planConfig(stack, root);
   loadStackConfig(stack, { root });
-  return recordStack(stack, { config: readStackFiles(stack, root), secrets: { adminToken: PLAN_ADMIN_TOKEN }, ...(bundle ? { bundle } : {}) });
+  return recordStack(stack, { ...config, ...(bundle ? { bundle } : {}) });
 }
 
 const toStackResource = (r: RecordedResource): StackResource => ({

@@ -54,7 +54,7 @@ export async function runRollback(deps: RollbackDeps): Promise<void> {
     const message = error instanceof Error ? error.message : String(error);
     throw new CliError(
       `${message}. If Cloudflare refused because secrets changed (error 10220), ${target} predates an ADMIN_TOKEN rotation: ` +
-        "rolling back would bring the old token back, so it is refused (see README, Releases).",
+        "rolling back would bring the old token back, so it is refused (see docs/releases.md).",
     );
   }
   log(`✓ rolled back ${stack.name}: ${formatSplit(after)}`);

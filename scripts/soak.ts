@@ -1,26 +1,29 @@
 /**
  * A long run of the local stack under the load test's mixed load, sampling
- * workerd every 10 s: requests, errors, p99 and resident memory. Fails when
- * any request fails or memory after the warm-up grows by more than 10 %; the
+ * workerd every 10 s: requests, errors, p99 and resident memory, and reading
+ * its log. Fails when any request fails, workerd warns once of a request whose
+ * continuations it cancelled, or memory after the warm-up grows by more than 10 %; the
  * flags and products it touches keep changing (`--distinct` ids), so the
  * isolate's in-memory maps must stay bounded for it to pass. Not part of
  * `npm test`.
  *
- *   npm run soak [-- --minutes 10] [--connections 50] [--distinct 20000] [--out bench/soak.json]
+ *   npm run soak [-- --minutes 10] [--connections 200] [--distinct 20000] [--out bench/soak.json]
  *   npm run soak -- --probe [--levels 50,100,200,400,800] [--seconds 10]
  *
- * A run of 10 minutes or more writes bench/soak.json and re-renders
- * BENCHMARKS.md; a shorter one writes only where --out says. `--probe` finds
+ * A run of 10 minutes or more writes bench/soak.json, appends its summary to
+ * bench/soak-runs.json (the runs of record) and re-renders BENCHMARKS.md; a
+ * shorter one writes only where --out says. `--probe` finds
  * the highest connection count the local stack holds with no error and every
  * session readable afterwards (LOAD_TEST_CONNECTIONS below records it).
  */
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { renderMarkdownFromFiles } from "./bench";
+import { readSoakRuns, renderMarkdownFromFiles } from "./bench";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
-import { REPORT_PATH, SOAK_PATH, type SoakResults, type SoakSample } from "./lib/bench-report";
+import { REPORT_PATH, SOAK_PATH, SOAK_RUNS_PATH, type SoakResults, type SoakSample } from "./lib/bench-report";
 import { childPid, readStat } from "./lib/bench-stack";
 import { errorKinds, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "./lib/mixed-load";
 
@@ -32,6 +35,8 @@ import { errorKinds, loadErrors, mixedLoad, startLoadTarget, unreadableSessions 
  */
 export const LOAD_TEST_CONNECTIONS = 200;
 
+/** The soak's default: the connection count the load test runs at, held for minutes. */
+const SOAK_CONNECTIONS = 200;
 const SAMPLE_SECONDS = 10;
 /** Allowed growth of workerd's resident memory from the end of the warm-up to the end of the run. */
 const MAX_MEMORY_GROWTH = 0.1;
@@ -65,7 +70,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
     const samples: SoakSample[] = [];
     let offset = 0;
     let lastCreated: string[] = [];
+    const { runtime } = target;
     for (let i = 0; i < chunks; i++) {
+      const warningsBefore = runtime.crossRequest;
       const { result, created, failed } = await mixedLoad(target, { connections: options.connections, seconds: SAMPLE_SECONDS, distinctIds: options.distinctIds, offset });
       offset += result.requests.total;
       lastCreated = created;
@@ -76,10 +83,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
         ...(loadErrors(result) > 0 ? { errorKinds: errorKinds(result, failed) } : {}),
         p99Ms: result.latency.p99,
         rssMiB: Math.round(rssMiB() * 10) / 10,
+        crossRequestWarnings: runtime.crossRequest - warningsBefore,
       };
       samples.push(sample);
       const kinds = sample.errorKinds ? ` (${Object.entries(sample.errorKinds).map(([kind, count]) => `${count} ${kind}`).join(", ")})` : "";
-      log(`  ${String(sample.atSeconds).padStart(5)} s  ${String(sample.requests).padStart(7)} requests  ${sample.errors} errors${kinds}  p99 ${sample.p99Ms} ms  ${sample.rssMiB} MiB`);
+      const warned = sample.crossRequestWarnings ? `  ${sample.crossRequestWarnings} cross-request warnings` : "";
+      log(`  ${String(sample.atSeconds).padStart(5)} s  ${String(sample.requests).padStart(7)} requests  ${sample.errors} errors${kinds}${warned}  p99 ${sample.p99Ms} ms  ${sample.rssMiB} MiB`);
     }
     const unreadable = await unreadableSessions(target, lastCreated.slice(0, 2000));
     const mean = (xs: SoakSample[]) => xs.reduce((sum, s) => sum + s.rssMiB, 0) / xs.length;
@@ -100,19 +109,38 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
       rssAfterWarmupMiB: Math.round(mean(afterWarmup) * 10) / 10,
       rssAtEndMiB: Math.round(mean(atEnd) * 10) / 10,
       memoryGrowth: growth,
-      passed: errors === 0 && unreadable.length === 0 && growth <= MAX_MEMORY_GROWTH,
+      runtime: { crossRequestWarnings: runtime.crossRequest, connectionLost: runtime.connectionLost },
+      commit: currentCommit(),
+      passed: errors === 0 && runtime.crossRequest === 0 && unreadable.length === 0 && growth <= MAX_MEMORY_GROWTH,
       samples,
     };
     log("");
     log(
       `soak: ${requests} requests in ${options.minutes} min (${Math.round(requests / (options.minutes * 60))} req/s), ${errors} errors, ` +
         `worst p99 ${soak.p99Ms} ms; workerd ${soak.rssAfterWarmupMiB} MiB after warm-up → ${soak.rssAtEndMiB} MiB at the end ` +
-        `(${(growth * 100).toFixed(1)} %, limit ${MAX_MEMORY_GROWTH * 100} %); ${unreadable.length} of the last ${Math.min(lastCreated.length, 2000)} sessions unreadable`,
+        `(${(growth * 100).toFixed(1)} %, limit ${MAX_MEMORY_GROWTH * 100} %); ${unreadable.length} of the last ${Math.min(lastCreated.length, 2000)} sessions unreadable; ` +
+        `workerd: ${runtime.crossRequest} cross-request warnings, ${runtime.connectionLost} lost origin connections`,
     );
+    for (const line of runtime.samples) log(`  workerd: ${line}`);
     return soak;
   } finally {
     await target.dispose();
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The short hash of HEAD, `+dirty` when the tree has uncommitted changes other
+ * than the soak's and bench's own outputs (so the second of three runs in a
+ * row is not marked dirty by the first's figures); undefined outside git.
+ */
+function currentCommit(): string | undefined {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!BENCHMARKS.md"], { encoding: "utf8" }).trim() !== "";
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return undefined;
   }
 }
 
@@ -145,7 +173,7 @@ if (isMain(import.meta.url)) {
       parseArgs({
         options: {
           minutes: { type: "string", default: "10" },
-          connections: { type: "string", default: "50" },
+          connections: { type: "string", default: String(SOAK_CONNECTIONS) },
           distinct: { type: "string", default: "20000" },
           out: { type: "string" },
           probe: { type: "boolean", default: false },
@@ -176,6 +204,9 @@ if (isMain(import.meta.url)) {
       await writeFile(out, `${JSON.stringify(soak, null, 2)}\n`);
       console.log(`wrote ${out}`);
       if (out === SOAK_PATH) {
+        const { samples: _samples, ...summary } = soak;
+        await writeFile(SOAK_RUNS_PATH, `${JSON.stringify([...(await readSoakRuns()), summary], null, 2)}\n`);
+        console.log(`appended the run to ${SOAK_RUNS_PATH}`);
         await writeFile(REPORT_PATH, await renderMarkdownFromFiles());
         console.log(`re-rendered ${REPORT_PATH}`);
       }

@@ -12,11 +12,13 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { Miniflare, supportedCompatibilityDate } from "miniflare";
+import { Miniflare } from "miniflare";
+import { compatibilityDate as supportedCompatibilityDate } from "workerd";
 import { loadStackConfig, workerVars } from "../infra/stack-file";
 import { type FlagDefinition, KV_BINDINGS, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeEvaluator, encodeFlag, evaluatorKey, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
+import { localWorker } from "./lib/local-worker";
 
 export const DEFAULT_STACK = "dev";
 export const DEFAULT_PORT = 8787;
@@ -39,6 +41,13 @@ export interface LocalStackOptions {
   /** Keep KV in memory only. */
   ephemeral?: boolean;
   log?: (line: string) => void;
+  /** Each line workerd logs (console output, runtime warnings); default: printed as Miniflare prints them. */
+  onRuntimeLog?: (entry: RuntimeLogEntry) => void;
+}
+
+export interface RuntimeLogEntry {
+  level: string;
+  message: string;
 }
 
 export interface LocalStack {
@@ -75,21 +84,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const managedFlags = Object.keys(settings.flags);
 
   const mf = new Miniflare({
-    modules: true,
-    scriptPath: BUNDLE_PATH,
-    compatibilityDate: localCompatibilityDate(settings.compatibilityDate, log),
-    compatibilityFlags: [...settings.compatibilityFlags],
-    kvNamespaces: [...KV_BINDINGS],
-    kvPersist: options.ephemeral ? false : dataDir,
-    bindings: {
-      ...vars,
-      [SECRETS.adminToken]: adminToken,
-      ...(options.adminTokenPrevious ? { [SECRETS.adminTokenPrevious]: options.adminTokenPrevious } : {}),
-      // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
-      [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA },
-    },
     host,
     port,
+    // Miniflare keeps each kind of resource in its own folder under this one (.data/<stack>/kv).
+    ...(options.ephemeral ? {} : { resourcePersistencePath: dataDir }),
+    ...(options.onRuntimeLog ? { handleStructuredLogs: options.onRuntimeLog } : {}),
+    workers: [
+      localWorker({
+        name: "kv-worker-stack",
+        scriptPath: BUNDLE_PATH,
+        compatibilityDate: localCompatibilityDate(settings.compatibilityDate, log),
+        compatibilityFlags: settings.compatibilityFlags,
+        kv: Object.fromEntries(KV_BINDINGS.map((binding) => [binding, binding])),
+        text: {
+          ...vars,
+          [SECRETS.adminToken]: adminToken,
+          ...(options.adminTokenPrevious ? { [SECRETS.adminTokenPrevious]: options.adminTokenPrevious } : {}),
+        },
+        // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
+        json: { [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA } },
+      }),
+    ],
   });
   const dispose = () => mf.dispose();
   try {

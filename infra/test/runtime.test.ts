@@ -15,8 +15,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { KV_BINDINGS, SECRETS } from "../../worker/src/contract";
 import { BUNDLE_PATH, readManifest } from "../../worker/build";
 import { PLACEHOLDER_ID, PROJECT, type StackConfig, loadStackConfig, readStackFiles } from "../stack-file";
+import { CliConfigError } from "../cli-config";
 import { type Registration, SECRET } from "./runtime/engine";
 import { type ProgramRun, runProgram } from "./runtime/language-host";
+import { walkthroughCommands } from "./runtime/walkthrough";
 
 // The resource types, names and inputs these tests name, in one place: what
 // changes here when the Worker's resources change.
@@ -53,14 +55,10 @@ const bindingHolders = (run: ProgramRun) => run.registrations.filter((r) => bind
 /** The resource that holds the admin token's value (found by the input, whatever its type). */
 const secretHolders = (run: ProgramRun) => run.registrations.filter((r) => bindingsOf(r).some((b) => b.type === "secret_text"));
 
-const ADMIN_TOKEN = "grpc-harness-admin-token";
-/** Real-looking Cloudflare IDs in place of the shipped placeholders, per key. */
-const REAL_IDS: Record<string, string> = { accountId: "3f1c9e0d2b7a4c6e8f0a1b2c3d4e5f60", zoneId: "9a8b7c6d5e4f30211203f4e5d6c7b8a9" };
-
-function realIds(stack: string): Record<string, string> {
-  const placeholders = Object.entries(readStackFiles(stack)).filter(([, value]) => value === PLACEHOLDER_ID);
-  return Object.fromEntries(placeholders.map(([key]) => [key, REAL_IDS[key] ?? PLACEHOLDER_ID]));
-}
+/** What a new user types for the walkthrough's `<placeholders>`: real-looking Cloudflare IDs. */
+const TYPED_IN: Record<string, string> = { "account-id": "3f1c9e0d2b7a4c6e8f0a1b2c3d4e5f60", "zone-id": "9a8b7c6d5e4f30211203f4e5d6c7b8a9" };
+/** docs/deploy.md's first-deployment `pulumi config set` commands, per stack, as the runs below applied them. */
+const walkthrough = Object.fromEntries(["dev", "prod"].map((stack) => [stack, walkthroughCommands(stack, TYPED_IN)]));
 
 function find(run: ProgramRun, type: string, name: string): Registration {
   const found = run.registrations.find((r) => r.type === type && r.name === name);
@@ -83,14 +81,22 @@ function contentFiles(run: ProgramRun): { resource: string; path: string; sha256
   return found;
 }
 
+// Each stack exactly as shipped, after exactly the commands docs/deploy.md's first deployment runs, then the CLI's config phase.
 const runs: Record<string, ProgramRun> = {};
 beforeAll(async () => {
-  for (const stack of ["dev", "prod"]) {
-    runs[stack] = await runProgram(stack, { config: realIds(stack), secrets: { adminToken: ADMIN_TOKEN } });
-  }
+  for (const stack of ["dev", "prod"]) runs[stack] = await runProgram(stack, { commands: walkthrough[stack] });
 }, 120_000);
 
-describe.each(["dev", "prod"])("stack %s through Pulumi's Node.js runtime over gRPC", (stack) => {
+describe.each(["dev", "prod"])("stack %s after docs/deploy.md's first-deployment commands, through Pulumi's Node.js runtime over gRPC", (stack) => {
+  it("the walkthrough's commands set the placeholder IDs and the admin token as a secret, and the CLI's config phase warns of nothing", () => {
+    // Every key the stack file still holds as the all-zero placeholder is one the walkthrough tells the user to set.
+    const placeholders = Object.entries(readStackFiles(stack)).filter(([, value]) => value === PLACEHOLDER_ID).map(([key]) => key);
+    const commands = walkthrough[stack]!;
+    expect(placeholders.filter((key) => !commands.some((c) => c.key === key && !c.secret && c.value !== PLACEHOLDER_ID))).toEqual([]);
+    expect(commands.find((c) => c.key === "adminToken")).toMatchObject({ secret: true, value: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(runs[stack]!.configWarnings).toEqual([]);
+  });
+
   it("loads under the runtime's own loader, runs to the end and exits 0, asking nothing the engine lacks", () => {
     const run = runs[stack]!;
     expect({ exitCode: run.exitCode, stderr: run.stderr, unexpectedCalls: run.unexpectedCalls }).toEqual({ exitCode: 0, stderr: "", unexpectedCalls: [] });
@@ -165,7 +171,7 @@ describe.each(["dev", "prod"])("stack %s through Pulumi's Node.js runtime over g
     }
     expect(run.registrations.filter((r) => !holders.includes(r)).flatMap((r) => r.secretPaths)).toEqual([]);
     expect(run.secretOutputs).toEqual(["adminToken"]);
-    expect(JSON.stringify(run)).not.toContain(ADMIN_TOKEN);
+    expect(JSON.stringify(run)).not.toContain(walkthrough[stack]!.find((c) => c.key === "adminToken")!.value);
   });
 
   it("protects and retains the production namespaces in prod only, never the preview ones, retains versions, and imports nothing", () => {
@@ -219,9 +225,46 @@ describe("provider plugin", () => {
   });
 });
 
-describe("the shipped stack files, as a first `pulumi preview` would run them", () => {
-  it("refuses the placeholder account ID with the command that sets it, before registering anything", async () => {
-    const run = await runProgram("dev", { secrets: { adminToken: ADMIN_TOKEN } });
+describe("the optional secret adminTokenPrevious, through the CLI's config phase and the runtime", () => {
+  const PREVIOUS = "0ld-admin-token-being-rotated-out";
+
+  it("absent (the walkthrough's commands only): the CLI applies its empty default and the Worker gets no previous token", () => {
+    for (const run of Object.values(runs)) {
+      expect(run.registrations.flatMap(bindingsOf).map((b) => b.name)).not.toContain(SECRETS.adminTokenPrevious);
+    }
+  });
+
+  it("set with `pulumi config set --secret`: reaches the program as a secret and is bound as secret_text, never in plain text", async () => {
+    const run = await runProgram("dev", { commands: [...walkthrough.dev!, { key: "adminTokenPrevious", value: PREVIOUS, secret: true }] });
+    expect({ exitCode: run.exitCode, stderr: run.stderr, errors: run.logs.filter((l) => l.severity !== "info") }).toEqual({ exitCode: 0, stderr: "", errors: [] });
+    const [holder, ...others] = secretHolders(run);
+    expect(others).toEqual([]);
+    const bindings = bindingsOf(holder!);
+    const index = bindings.findIndex((b) => b.name === SECRETS.adminTokenPrevious);
+    expect(bindings[index]).toEqual({ type: "secret_text", name: SECRETS.adminTokenPrevious, text: SECRET });
+    expect(holder!.secretPaths).toContain(`bindings[${index}].text`);
+    expect(JSON.stringify(run)).not.toContain(PREVIOUS);
+  }, 60_000);
+
+  it("set without --secret: the CLI lets it through (it has a default), so the program refuses it, naming the command", async () => {
+    const run = await runProgram("dev", { commands: [...walkthrough.dev!, { key: "adminTokenPrevious", value: PREVIOUS }] });
+    expect(run.exitCode).toBe(32);
+    expect(run.logs.filter((log) => log.severity === "error").map((log) => log.message)).toEqual([
+      `stack "dev", config key "${PROJECT}:adminTokenPrevious": is stored in plain text in Pulumi.dev.yaml; set it with \`pulumi config set --secret adminTokenPrevious <old token> --stack dev\``,
+    ]);
+    expect(run.registrations.filter((r) => r.custom)).toEqual([]);
+  }, 60_000);
+});
+
+describe("the shipped stack files without the walkthrough's commands, as a first `pulumi preview` would run them", () => {
+  it("without any: the CLI refuses the stack for the missing admin token before it starts the program", async () => {
+    for (const stack of ["dev", "prod"]) {
+      await expect(runProgram(stack)).rejects.toThrow(new CliConfigError(`Stack '${stack}' is missing configuration value 'adminToken'`, "validating stack config"));
+    }
+  });
+
+  it("without the account ID line: the program refuses the placeholder with the command that sets it, before registering anything", async () => {
+    const run = await runProgram("dev", { commands: walkthrough.dev!.filter((c) => c.key !== "accountId") });
     // 32: the program has printed a message the user can act on, so the CLI adds nothing (execRuntime).
     expect(run.exitCode).toBe(32);
     expect(run.logs.filter((log) => log.severity === "error").map((log) => log.message)).toEqual([

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DIST, ROOT, readManifest } from "../../scripts/build";
 import { parseOutputs, renderWranglerConfig, wranglerConfig } from "../../scripts/wrangler-config";
+import { COMPATIBILITY_DATE } from "../../worker/src/contract";
 import { loadStackConfig } from "../stack-file";
 
 const fixture = join(import.meta.dirname, "fixtures/outputs.dev.json");
@@ -27,7 +28,7 @@ describe("wrangler config from stack outputs", () => {
   });
 
   it("names the deployed Worker and carries the stack's compatibility settings and vars, not the secret", () => {
-    expect(config).toMatchObject({ name: "kv-worker-stack-dev-worker", main: "dist/worker.js", compatibility_date: "2026-07-30" });
+    expect(config).toMatchObject({ name: "kv-worker-stack-dev-worker", main: "dist/worker.js", compatibility_date: COMPATIBILITY_DATE });
     expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode,checkout-banner,$is_gold" });
     expect(config.vars).not.toHaveProperty("ADMIN_TOKEN");
     expect(config.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });

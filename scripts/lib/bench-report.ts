@@ -13,6 +13,8 @@ export const RESULTS_PATH = join(ROOT, "bench/results.json");
 export const REPORT_PATH = join(ROOT, "BENCHMARKS.md");
 /** Written by a 10-minute `npm run soak`; rendered into BENCHMARKS.md next to the bench's figures. */
 export const SOAK_PATH = join(ROOT, "bench/soak.json");
+/** Every 10-minute soak's summary (no samples), oldest first: the runs of record. */
+export const SOAK_RUNS_PATH = join(ROOT, "bench/soak-runs.json");
 
 /** The bundle's startup CPU time may be at most this multiple of a fixed-200 Worker's (issue 13). */
 export const STARTUP_BUDGET_RATIO = 1.5;
@@ -53,6 +55,8 @@ export interface SoakSample {
   errorKinds?: Record<string, number>;
   p99Ms: number;
   rssMiB: number;
+  /** workerd's "different request context" warnings in this sample (requests whose continuations it cancelled). */
+  crossRequestWarnings?: number;
 }
 
 export interface SoakResults {
@@ -67,9 +71,15 @@ export interface SoakResults {
   rssAfterWarmupMiB: number;
   rssAtEndMiB: number;
   memoryGrowth: number;
+  /** What workerd logged during the run: cancelled continuations, and origin fetches that lost their connection. */
+  runtime?: { crossRequestWarnings: number; connectionLost: number };
+  /** The commit the run measured (`git rev-parse --short HEAD`, with `+dirty` for uncommitted changes). */
+  commit?: string;
   passed: boolean;
   samples: SoakSample[];
 }
+
+export type SoakSummary = Omit<SoakResults, "samples">;
 
 export interface BenchResults {
   generatedAt: string;
@@ -173,27 +183,45 @@ function startupLines(results: BenchResults): string[] {
   ];
 }
 
-function soakLines(soak: SoakResults | undefined): string[] {
+function soakLines(soak: SoakResults | undefined, runs: readonly SoakSummary[] = []): string[] {
   if (!soak) return ["## Soak", "", "No soak figures yet: run `npm run soak -- --minutes 10`.", ""];
   const growth = `${(soak.memoryGrowth * 100).toFixed(1)} %`;
   const every = Math.max(1, Math.ceil(soak.samples.length / 12));
+  const warnings = (run: SoakSummary) => (run.runtime ? String(run.runtime.crossRequestWarnings) : "not counted");
+  const lost = (run: SoakSummary) => (run.runtime ? String(run.runtime.connectionLost) : "not counted");
   return [
     "## Soak",
     "",
-    `\`npm run soak -- --minutes ${soak.minutes}\`, ${soak.generatedAt}: the local stack under the load test's mixed load (create, read, evaluate a flag, read a product), ` +
-      `${soak.connections} connections, flags and products cycling through ${soak.distinctIds} distinct names and ids; workerd sampled every 10 s.`,
+    `\`npm run soak -- --minutes ${soak.minutes}\`, ${soak.generatedAt}: the local stack under the load test's mixed load (create and read a session, evaluate a flag, read two products, an OFREP bulk evaluation), ` +
+      `${soak.connections} connections, flags and products cycling through ${soak.distinctIds} distinct names and ids; workerd sampled every 10 s and its log read for warnings.`,
     "",
-    `- ${soak.passed ? "passed" : "**failed**"}: ${soak.requests} requests, ${soak.errors} errors, ${soak.unreadableSessions} unreadable sessions, worst p99 ${soak.p99Ms} ms.`,
-    `- workerd resident memory ${soak.rssAfterWarmupMiB} MiB after the warm-up, ${soak.rssAtEndMiB} MiB at the end: ${growth} (limit 10 %). KV is persisted to disk during a soak, so stored data does not count as memory; the isolate's flag cache, in-flight fetches and origin back-off are bounded maps.`,
+    `- ${soak.passed ? "passed" : "**failed**"}: ${soak.requests} requests, ${soak.errors} errors, ${soak.unreadableSessions} unreadable sessions, worst p99 ${soak.p99Ms} ms; ` +
+      `workerd warned ${warnings(soak)} times of a request whose continuations it cancelled, and logged ${lost(soak)} lost origin connections.`,
+    `- workerd resident memory ${soak.rssAfterWarmupMiB} MiB after the warm-up, ${soak.rssAtEndMiB} MiB at the end: ${growth} (limit 10 %). KV is persisted to disk during a soak, so stored data does not count as memory; the isolate's flag cache, refresh hand-offs and origin back-off are bounded maps.`,
     "",
     "| at | requests | errors | p99 ms | workerd RSS MiB |",
     "| ---: | ---: | ---: | ---: | ---: |",
     ...soak.samples.filter((_, i) => i % every === every - 1 || i === 0).map((x) => `| ${x.atSeconds} s | ${x.requests} | ${x.errors} | ${x.p99Ms} | ${x.rssMiB} |`),
     "",
+    ...(runs.length === 0
+      ? []
+      : [
+          "### Runs of record",
+          "",
+          "Every 10-minute soak, oldest first (bench/soak-runs.json).",
+          "",
+          "| finished | commit | minutes | connections | requests | errors | cross-request warnings | lost origin connections | unreadable sessions | worst p99 ms | memory growth | result |",
+          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+          ...runs.map(
+            (run) =>
+              `| ${run.generatedAt} | ${run.commit ?? "?"} | ${run.minutes} | ${run.connections} | ${run.requests} | ${run.errors} | ${warnings(run)} | ${lost(run)} | ${run.unreadableSessions} | ${run.p99Ms} | ${(run.memoryGrowth * 100).toFixed(1)} % | ${run.passed ? "passed" : "failed"} |`,
+          ),
+          "",
+        ]),
   ];
 }
 
-export function renderMarkdown(results: BenchResults, analysis?: string, soak?: SoakResults): string {
+export function renderMarkdown(results: BenchResults, analysis?: string, soak?: SoakResults, soakRuns?: readonly SoakSummary[]): string {
   const m = results.machine;
   const s = results.settings;
   const missed = results.scenarios.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => ({ r, t })));
@@ -238,7 +266,7 @@ export function renderMarkdown(results: BenchResults, analysis?: string, soak?: 
     if (analysis) lines.push("", "The hand-written analysis below explains these figures.");
     lines.push("");
   }
-  lines.push(...startupLines(results), ...soakLines(soak));
+  lines.push(...startupLines(results), ...soakLines(soak, soakRuns));
   if (analysis) lines.push(analysis.trim(), "");
   return `${lines.join("\n")}\n`;
 }

@@ -18,8 +18,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
-import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS, type KvBinding } from "../../worker/src/contract";
+import { KV_BINDINGS, type KvBinding } from "../../worker/src/contract";
 import { build, ROOT, type Manifest } from "../build";
+import { localWorker } from "./local-worker";
 
 export const BENCH_OUT = join(ROOT, "bench/.out");
 export const WORKER_NAMES = ["production", "counting", "fixed-200", "one-get", "plain"] as const;
@@ -76,22 +77,18 @@ export async function startBenchStack(log: (line: string) => void): Promise<Benc
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
 
   const adminToken = "bench-admin-token";
-  const shared = {
-    modules: true,
-    compatibilityDate: COMPATIBILITY_DATE,
-    compatibilityFlags: [...COMPATIBILITY_FLAGS],
-    // Same namespace ids in every worker: they all see the same (in-memory) KV data.
-    kvNamespaces: Object.fromEntries(KV_BINDINGS.map((binding) => [binding, `bench-${binding.toLowerCase()}`])),
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-  };
-  const bindings = { ADMIN_TOKEN: adminToken, ENVIRONMENT: "bench", ORIGIN_URL: originUrl, BUNDLE_SHA256: manifest.sha256 };
+  // Same namespace ids in every worker: they all see the same (in-memory) KV data.
+  const kv = Object.fromEntries(KV_BINDINGS.map((binding) => [binding, `bench-${binding.toLowerCase()}`]));
+  const text = { ADMIN_TOKEN: adminToken, ENVIRONMENT: "bench", ORIGIN_URL: originUrl, BUNDLE_SHA256: manifest.sha256 };
+  const worker = (name: string, source: { scriptPath: string } | { script: string }, withBindings = true) =>
+    localWorker({ name, ...source, kv, ...(withBindings ? { text } : {}), directSocket: true });
   const mf = new Miniflare({
     workers: [
-      { name: "production", scriptPath: join(BENCH_OUT, "worker.js"), bindings, ...shared },
-      { name: "counting", scriptPath: join(BENCH_OUT, "counting.js"), bindings, ...shared },
-      { name: "fixed-200", script: FIXED_200, ...shared },
-      { name: "one-get", script: ONE_GET, ...shared },
-      { name: "plain", scriptPath: join(BENCH_OUT, "plain.js"), bindings, ...shared },
+      worker("production", { scriptPath: join(BENCH_OUT, "worker.js") }),
+      worker("counting", { scriptPath: join(BENCH_OUT, "counting.js") }),
+      worker("fixed-200", { script: FIXED_200 }, false),
+      worker("one-get", { script: ONE_GET }, false),
+      worker("plain", { scriptPath: join(BENCH_OUT, "plain.js") }),
     ],
   });
   try {

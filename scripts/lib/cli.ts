@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
 import { ApiResponseError, ApiUnreachableError } from "../../client/index.ts";
+import { CliConfigError } from "../../infra/cli-config";
 import { ConfigError } from "../../infra/stack-file";
 
 /** The git-ignored file of local settings and secrets, at the repository root. */
@@ -30,12 +31,13 @@ export const isMain = (moduleUrl: string) =>
 
 /**
  * Runs a command's main function. An expected failure (a CliError, or a stack
- * config the user must fix) prints `<command>: <message>` and exits with its
- * code; anything else also prints its stack and exits 1.
+ * config the user must fix, refused by the program or by the CLI's config
+ * phase) prints `<command>: <message>` and exits with its code; anything else
+ * also prints its stack and exits 1.
  */
 export function runCommand(command: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {
-    const expected = error instanceof CliError || error instanceof ConfigError;
+    const expected = error instanceof CliError || error instanceof ConfigError || error instanceof CliConfigError;
     console.error(`${command}: ${expected ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     process.exit(error instanceof CliError ? error.exitCode : 1);
   });

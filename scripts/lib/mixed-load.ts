@@ -1,20 +1,91 @@
 /**
  * The mixed load the load test and `npm run soak` drive at the local stack
  * `npm start` runs, over real HTTP: each connection creates a session, reads
- * it back, evaluates a flag and reads a product (a cache hit or a miss).
+ * it back, evaluates a flag, reads a product (a cache hit or a miss), asks for
+ * an OFREP bulk evaluation and reads another product.
  */
 import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { Worker } from "node:worker_threads";
 import autocannon, { type Result } from "autocannon";
-import { type LocalStack, startLocalStack } from "../start";
+import { type LocalStack, type RuntimeLogEntry, startLocalStack } from "../start";
 
 /** The rollout flag every load run evaluates; with `distinctIds`, other names are evaluated too (unknown, so cached as missing). */
 export const LOAD_FLAG = "load-checkout";
 
+/**
+ * The origin the product cache fronts, in a thread of its own: on the load
+ * generator's event loop (autocannon drives hundreds of connections) it would
+ * answer late under load, and the Worker's origin fetches would time out
+ * because of the test, not the Worker. It keeps connections alive longer than
+ * any run, as an origin behind a CDN does: a server that closes an idle
+ * connection as the client reuses it makes the client see "Network connection
+ * lost", and one that closes every connection makes each fetch a new TCP
+ * connection.
+ */
+const ORIGIN_THREAD = `
+const { createServer } = require("node:http");
+const { parentPort } = require("node:worker_threads");
+const server = createServer((request, response) => {
+  response.setHeader("content-type", "application/json");
+  response.end(JSON.stringify({ id: request.url.split("/").pop(), name: "load product" }));
+});
+server.keepAliveTimeout = 60 * 60 * 1000;
+server.headersTimeout = server.keepAliveTimeout + 1000;
+server.listen(0, "127.0.0.1", () => parentPort.postMessage(server.address().port));
+parentPort.on("message", () => { server.closeAllConnections(); server.close(() => process.exit(0)); });
+`;
+
+async function startOriginStub(): Promise<{ url: string; stop(): Promise<void> }> {
+  const thread = new Worker(ORIGIN_THREAD, { eval: true });
+  const [port] = (await once(thread, "message")) as [number];
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      thread.postMessage("stop");
+      await once(thread, "exit");
+    },
+  };
+}
+
 export interface LoadTarget {
   stack: LocalStack;
+  /** What workerd logged during the run, counted by kind. */
+  runtime: RuntimeWatch;
   dispose(): Promise<void>;
+}
+
+/**
+ * workerd's log, read for what clients do not see in the Worker's own
+ * answers: a "different request context" warning means the runtime cancelled
+ * a request's continuations (its client got a 500 the app never produced);
+ * "Network connection lost" is an origin fetch that failed under the Worker.
+ */
+export interface RuntimeWatch {
+  crossRequest: number;
+  connectionLost: number;
+  /** The first few such lines, to show in a failure. */
+  samples: string[];
+  onRuntimeLog(entry: RuntimeLogEntry): void;
+}
+
+export const CROSS_REQUEST_WARNING = "different request context";
+const CONNECTION_LOST = "Network connection lost";
+
+export function runtimeWatch(print: (entry: RuntimeLogEntry) => void = () => {}): RuntimeWatch {
+  const watch: RuntimeWatch = {
+    crossRequest: 0,
+    connectionLost: 0,
+    samples: [],
+    onRuntimeLog(entry) {
+      const crossRequest = entry.message.includes(CROSS_REQUEST_WARNING);
+      const connectionLost = entry.message.includes(CONNECTION_LOST);
+      if (crossRequest) watch.crossRequest += 1;
+      if (connectionLost) watch.connectionLost += 1;
+      if ((crossRequest || connectionLost) && watch.samples.length < 5) watch.samples.push(entry.message.trim());
+      print(entry);
+    },
+  };
+  return watch;
 }
 
 /**
@@ -23,18 +94,11 @@ export interface LoadTarget {
  * to disk, so stored sessions do not count as workerd's memory growth).
  */
 export async function startLoadTarget(options: { dataDir?: string } = {}): Promise<LoadTarget> {
-  const origin: Server = createServer((request, response) => {
-    response.setHeader("content-type", "application/json");
-    // Node closes an idle keep-alive socket after 5 s; workerd may reuse it at that moment and see
-    // "Network connection lost", a 502 that is the stub's, not the Worker's. One connection per fetch.
-    response.setHeader("connection", "close");
-    response.end(JSON.stringify({ id: request.url?.split("/").pop(), name: "load product" }));
-  });
-  origin.listen(0, "127.0.0.1");
-  await once(origin, "listening");
-  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  const origin = await startOriginStub();
+  const originUrl = origin.url;
   const storage = options.dataDir ? { dataDir: options.dataDir } : { ephemeral: true };
-  const stack = await startLocalStack({ port: 0, ...storage, adminToken: "load-admin-token", originUrl });
+  const runtime = runtimeWatch();
+  const stack = await startLocalStack({ port: 0, ...storage, adminToken: "load-admin-token", originUrl, onRuntimeLog: runtime.onRuntimeLog });
   const flag = await fetch(`${stack.url}/api/features/${LOAD_FLAG}`, {
     method: "PUT",
     headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
@@ -43,10 +107,10 @@ export async function startLoadTarget(options: { dataDir?: string } = {}): Promi
   if (flag.status !== 200) throw new Error(`seeding ${LOAD_FLAG}: HTTP ${flag.status}`);
   return {
     stack,
+    runtime,
     async dispose() {
       await stack.dispose();
-      origin.closeAllConnections();
-      origin.close();
+      await origin.stop();
     },
   };
 }
@@ -112,6 +176,21 @@ export async function mixedLoad(
       },
       {
         setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${n % distinct}` }),
+        onResponse: tally("GET /api/products/:id"),
+      },
+      // What OpenFeature's web providers poll, then a second product, so products are a third of the mix.
+      {
+        setupRequest: (request) => ({
+          ...request,
+          method: "POST",
+          path: "/ofrep/v1/evaluate/flags",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ context: { targetingKey: `u-${n}` } }),
+        }),
+        onResponse: tally("POST /ofrep/v1/evaluate/flags"),
+      },
+      {
+        setupRequest: (request) => ({ ...request, method: "GET", path: `/api/products/p-${(n * 7 + 3) % distinct}` }),
         onResponse: tally("GET /api/products/:id"),
       },
     ],

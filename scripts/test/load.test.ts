@@ -29,6 +29,11 @@ describe(`load: ${LOAD_TEST_CONNECTIONS} connections, mixed reads and writes for
     expect(loadErrors(result)).toBe(0);
   });
 
+  it("makes workerd warn of no request whose continuations it cancelled, and loses no origin connection", () => {
+    expect(target.runtime.samples).toEqual([]);
+    expect({ crossRequest: target.runtime.crossRequest, connectionLost: target.runtime.connectionLost }).toEqual({ crossRequest: 0, connectionLost: 0 });
+  });
+
   it("loses no session: every one created during the run is readable afterwards", async () => {
     expect(created.length).toBeGreaterThan(LOAD_TEST_CONNECTIONS);
     expect(await unreadableSessions(target, created)).toEqual([]);

@@ -55,10 +55,11 @@ export const SECRETS = {
 
 /**
  * The Workers runtime behaviour the Worker is written against, deployed and
- * local alike. Not later than the newest date the pinned workerd (miniflare's
- * dependency) supports, or the local stack refuses to start.
+ * local alike: the newest date the pinned workerd supports (package.json pins
+ * one workerd for npm start, the tests, the bench and wrangler). A later date
+ * than workerd knows would make the local stack fall back to an older one.
  */
-export const COMPATIBILITY_DATE = "2026-07-30";
+export const COMPATIBILITY_DATE = "2026-11-17";
 export const COMPATIBILITY_FLAGS: readonly string[] = ["nodejs_compat"];
 
 // ---------------------------------------------------------------------------
@@ -89,7 +90,7 @@ export const FLAG_ISOLATE_TTL_SECONDS = 30;
 /**
  * KV's `cacheTtl` on reads: how long a location's edge cache may answer a read
  * without asking KV's central store again (KV's default is 60 s, its minimum
- * 30 s). The staleness each API accepts decides it (README, "Read caching"):
+ * 30 s). The staleness each API accepts decides it (docs/api.md, "Read caching"):
  * sessions and flags take the minimum, so a logout or a flag change reaches
  * every location sooner than KV's default; a cached product carries its own
  * freshness in its metadata, so it takes its freshness window

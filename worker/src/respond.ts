@@ -14,7 +14,12 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 
 const JSON_HEADERS = { ...SECURITY_HEADERS, "Content-Type": "application/json" };
 
-/** Responses built here already carry SECURITY_HEADERS: the app's last step skips them without a header lookup. */
+/**
+ * Responses built here already carry SECURITY_HEADERS: the app's last step
+ * skips them without a header lookup. Isolate-wide, but safe across requests:
+ * it holds its Responses weakly and is only asked about the Response of the
+ * request that built it; nothing awaits or reads another request's Response.
+ */
 const secured = new WeakSet<Response>();
 
 function mark(res: Response): Response {

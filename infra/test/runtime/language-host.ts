@@ -1,6 +1,9 @@
 /**
  * Starts the Pulumi program as `pulumi preview` does, with the test playing
- * the engine (./engine). The Node.js language host of the Pulumi CLI
+ * the engine (./engine). First comes what the CLI does before any program
+ * runs (`configPhase`, infra/cli-config.ts): the project's defaults are
+ * applied and the stack's config validated, and a stack the CLI refuses never
+ * reaches the program. The Node.js language host of the Pulumi CLI
  * (sdk/nodejs/cmd/pulumi-language-nodejs/main.go in pulumi/pulumi, read at
  * commit 1b59498) spawns `node <nodeargs> @pulumi/pulumi/cmd/run …` with the
  * config in environment variables; this file does the same, step by step,
@@ -10,20 +13,39 @@
  * its `main` and runs the default export inside the stack resource.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { ROOT } from "../../../worker/build";
-import { readStackFiles } from "../../stack-file";
+import {
+  BASE64_CRYPTER,
+  type ConfigPhase,
+  applyProjectConfig,
+  configSet,
+  readStackDocument,
+  loadProject,
+  stackConfigOf,
+  stackFilePath,
+} from "../../cli-config";
 import { type EngineRecord, startEngine } from "./engine";
 
+/** `pulumi config set [--secret] <key> <value>`, key without the project prefix. */
+export interface ConfigSetCommand {
+  key: string;
+  value: string;
+  secret?: boolean;
+}
+
 export interface RunOptions {
-  /** Config values without the project prefix, laid over Pulumi.yaml's defaults and Pulumi.<stack>.yaml. */
-  config?: Record<string, unknown>;
-  /** Secret config values without the project prefix, as `pulumi config set --secret` stores them. */
+  /** `pulumi config set` commands run on the stack file first, in order (the first-deployment walkthrough in docs/deploy.md). */
+  commands?: ConfigSetCommand[];
+  /** Then `pulumi config set <key> <value>` for each entry. */
+  config?: Record<string, string>;
+  /** Then `pulumi config set --secret <key> <value>` for each entry. */
   secrets?: Record<string, string>;
+  /** The stack file's content in place of Pulumi.<stack>.yaml, as YAML parses it. */
+  stackDocument?: Record<string, unknown>;
   /** The project root (where Pulumi.yaml is); the repository by default. */
   root?: string;
   /** Fails the run when the program has not exited by then. */
@@ -32,6 +54,8 @@ export interface RunOptions {
 
 export interface ProgramRun extends EngineRecord {
   stack: string;
+  /** What the CLI's config phase warned about before starting the program. */
+  configWarnings: string[];
   exitCode: number | null;
   stdout: string;
   stderr: string;
@@ -41,22 +65,38 @@ export interface ProgramRun extends EngineRecord {
   pwd: string;
 }
 
-interface ProjectFile {
-  name: string;
-  main?: string;
-  runtime: string | { name: string; options?: Record<string, unknown> };
-}
-
 /** The organization the CLI reports for a self-managed (diy) backend. */
 const ORGANIZATION = "organization";
 
+/**
+ * What the CLI does before it starts the program (infra/cli-config.ts): load
+ * Pulumi.yaml and the stack file, run the given `pulumi config set` commands
+ * on the file, apply the project's defaults and validate. Throws the CLI's
+ * CliConfigError when it would refuse the stack. Secure values are written
+ * and read with Pulumi's test crypter (base64) in place of the stack's
+ * secrets provider.
+ */
+export function configPhase(stack: string, options: RunOptions = {}): ConfigPhase {
+  const root = options.root ?? ROOT;
+  const project = loadProject(root);
+  let doc = options.stackDocument ?? readStackDocument(stackFilePath(root, project, stack));
+  const commands = [
+    ...(options.commands ?? []),
+    ...Object.entries(options.config ?? {}).map(([key, value]) => ({ key, value })),
+    ...Object.entries(options.secrets ?? {}).map(([key, value]) => ({ key, value, secret: true })),
+  ];
+  for (const command of commands) doc = configSet(project, doc, command, BASE64_CRYPTER);
+  const { config, warnings } = stackConfigOf(project, doc);
+  return { project, config: applyProjectConfig(stack, project, config, BASE64_CRYPTER), warnings };
+}
+
 export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
   const root = options.root ?? ROOT;
-  const project = parseYaml(readFileSync(join(root, "Pulumi.yaml"), "utf8")) as ProjectFile;
+  // Before anything starts: a stack the CLI refuses never reaches the program.
+  const { project, config, warnings } = configPhase(stack, options);
   const { pwd, main } = getPwdMain(root, project.main);
   const runtimeOptions = parseOptions(typeof project.runtime === "string" ? {} : (project.runtime.options ?? {}));
-  const secrets = options.secrets ?? {};
-  const config = { ...readStackFiles(stack, root), ...options.config, ...secrets };
+  const secretValues = config.secretKeys.map((key) => config.values[key]!).filter((value) => value !== "");
   // `defaultParallel` in pkg/cmd/pulumi/operations/up.go: GOMAXPROCS * 4 when --parallel is not given.
   const parallel = availableParallelism() * 4;
   const dryRun = true;
@@ -67,7 +107,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
     organization: ORGANIZATION,
     dryRun,
     parallel,
-    secretValues: Object.values(secrets),
+    secretValues,
   });
   try {
     // `Run`: locateModule resolves "@pulumi/pulumi/cmd/run" from the program directory.
@@ -85,13 +125,13 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
       Object.entries(process.env).filter(([key]) => !key.startsWith("PULUMI_NODEJS_") && !key.startsWith("PULUMI_CONFIG")),
     );
     // `execRuntime`: config and secret keys as JSON in the environment.
-    // `constructConfig` turns `<project>:<key>` into `<project>:config:<key>`;
+    // `constructConfig` turns `<namespace>:<key>` into `<namespace>:config:<key>`;
     // `constructConfigSecretKeys` passes the keys on as the engine gives them,
-    // `<project>:<key>` (`langhost.Run` in sdk/go/common/resource/plugin/langruntime_plugin.go).
+    // `<namespace>:<key>` (`langhost.Run` in sdk/go/common/resource/plugin/langruntime_plugin.go).
     env.PULUMI_CONFIG = JSON.stringify(
-      Object.fromEntries(Object.entries(config).map(([key, value]) => [`${project.name}:config:${key}`, configString(value)])),
+      Object.fromEntries(Object.entries(config.values).map(([key, value]) => [key.replace(":", ":config:"), value])),
     );
-    env.PULUMI_CONFIG_SECRET_KEYS = JSON.stringify(Object.keys(secrets).map((key) => `${project.name}:${key}`));
+    env.PULUMI_CONFIG_SECRET_KEYS = JSON.stringify(config.secretKeys);
     if (runtimeOptions.typescript) env.PULUMI_NODEJS_TYPESCRIPT = "true";
     if (runtimeOptions.tsconfig) env.PULUMI_NODEJS_TSCONFIG_PATH = runtimeOptions.tsconfig;
     // `execRuntime`: `node`, then the runtime's nodeargs (shlex-split), then
@@ -101,7 +141,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
     const argv = [...splitArgs(runtimeOptions.nodeargs), ...args];
     // The node running the tests, rather than the first `node` on PATH: the same one on every machine.
     const child = await spawnAndWait(process.execPath, argv, pwd, env, options.timeoutMs ?? 45_000);
-    return { stack, ...child, argv, pwd, ...engine.record };
+    return { stack, configWarnings: warnings, ...child, argv, pwd, ...engine.record };
   } finally {
     await engine.stop();
   }
@@ -131,9 +171,6 @@ function parseOptions(options: Record<string, unknown>): { typescript: boolean; 
 /** shlex.Split for the quoting nodeargs use: whitespace separates, quotes group. */
 const splitArgs = (line: string) =>
   (line.match(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g) ?? []).map((arg) => arg.replace(/"([^"]*)"|'([^']*)'/g, "$1$2"));
-
-/** Config as the CLI hands it to a program: strings as they are, everything else as JSON. */
-const configString = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value));
 
 function spawnAndWait(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number) {
   return new Promise<{ exitCode: number | null; stdout: string; stderr: string }>((done, fail) => {

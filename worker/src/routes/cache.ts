@@ -6,6 +6,7 @@ import { setBounded } from "../bounded-map";
 import { openCursor, signCursor } from "../purge-cursor";
 import type { AppEnv } from "../env";
 import { ApiError, unavailable } from "../errors";
+import { Handoff } from "../handoff";
 import { keepAlive } from "../keep-alive";
 import { requireAdmin } from "../middleware/admin";
 import { check, validate } from "../middleware/validate";
@@ -22,12 +23,23 @@ type OriginAnswer = { kind: "found"; body: string } | { kind: "missing" } | { ki
  * otherwise each wait for the origin's timeout before getting the same copy.
  */
 export const ORIGIN_RETRY_AFTER_MS = 10_000;
-/** Bound on remembered failures, so many failing ids cannot grow the isolate's memory. */
+/** Bound on remembered failures and refreshes, so many distinct ids cannot grow the isolate's memory. */
 const MAX_REMEMBERED_FAILURES = 1000;
+/** How long a refresh's outcome stays for the requests that were waiting for it (they poll every 10 ms). */
+const HANDOFF_KEEP_MS = 1000;
 
 export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
-  /** Origin refreshes in flight in this isolate, so concurrent misses for one product share one fetch and one write. */
-  const inFlight = new Map<string, Promise<OriginAnswer>>();
+  /**
+   * One origin refresh per product at a time in this isolate: concurrent
+   * misses take the outcome of the request that is fetching, as a plain value,
+   * never its promise (handoff.ts). A claim lapses after the refresh's own
+   * deadlines (the origin's, then the KV write's).
+   */
+  const refreshes = new Handoff<OriginAnswer>(now, {
+    claimMs: originTimeoutMs + kvTimeoutMs,
+    keepMs: HANDOFF_KEEP_MS,
+    maxEntries: MAX_REMEMBERED_FAILURES,
+  });
   /** When this isolate may next ask the origin for a product whose refresh failed. */
   const retryAt = new Map<string, number>();
 
@@ -55,13 +67,15 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       if (cached && now() < freshUntil(cached)) return product(cached.body, "HIT");
       if (cached && now() < (retryAt.get(id) ?? 0)) return product(cached.body, "STALE");
 
-      let pending = inFlight.get(id);
-      if (!pending) {
-        pending = refresh(store, originUrl, id, ttlSeconds).finally(() => inFlight.delete(id));
-        inFlight.set(id, pending);
-        keepAlive(c, pending);
-      }
-      const answer = await pending;
+      // Another request is refreshing it: the stale copy answers meanwhile.
+      if (cached && refreshes.busy(id)) return product(cached.body, "STALE");
+
+      const answer = await refreshes.run(id, () => {
+        const work = refresh(store, originUrl, id, ttlSeconds);
+        // This request's own refresh completes (and publishes) even if its client leaves.
+        keepAlive(c, work);
+        return work;
+      });
       if (answer.kind === "failed") setBounded(retryAt, id, now() + ORIGIN_RETRY_AFTER_MS, MAX_REMEMBERED_FAILURES);
       else retryAt.delete(id);
       if (answer.kind === "found") return product(answer.body, "MISS");

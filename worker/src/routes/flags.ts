@@ -17,7 +17,6 @@ import {
   validateDocument,
 } from "../flags";
 import { evaluateFlag as evaluateShorthand } from "../evaluate";
-import { keepAlive } from "../keep-alive";
 import { requireAdmin } from "../middleware/admin";
 import { check, isJsonMediaType, validate } from "../middleware/validate";
 import { empty, json } from "../respond";
@@ -85,8 +84,11 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
     const rules = await Promise.all(refs.map((ref) => store.getEvaluator(ref)));
     return inlineEvaluators(flag, Object.fromEntries(refs.flatMap((ref, i) => (rules[i] ? [[ref, rules[i]]] : []))));
   };
-  /** A flag through the isolate's cache: no KV operation while it is trusted. */
-  const readFlag = (c: Context<AppEnv>, name: string) => cache.read(name, () => loadFlag(c, name), (read) => keepAlive(c, read));
+  /**
+   * A flag through the isolate's cache: no KV operation while it is trusted,
+   * else this request's own read (the flag, and each evaluator it refers to).
+   */
+  const readFlag = (c: Context<AppEnv>, name: string) => cache.read(name, () => loadFlag(c, name));
   /** Every flag and evaluator, from the isolate's copy while it is trusted, else from KV (lists), then kept if no write came between. */
   const readFlagSet = async (c: Context<AppEnv>): Promise<FlagSet> => {
     const cached = flagSets.get();

@@ -18,10 +18,15 @@ import { jsonBody } from "../middleware/validate";
 import { bearerToken, presentedSessionId } from "../middleware/validate-session";
 import { empty, json } from "../respond";
 import { lifetimeEnd, maxLifetimeSeconds, sessionStore } from "../stores/sessions";
+import { Handoff } from "../handoff";
 import { keepAlive } from "../keep-alive";
 import type { Deps } from "../app";
 
 const notFound = () => new ApiError(404, "not_found", "no such session");
+/** How long a refresh's outcome stays for the refreshes of the same session that were waiting for it. */
+const REFRESH_KEEP_MS = 1000;
+/** Bound on sessions remembered by the refresh hand-off. */
+const MAX_REFRESHES_REMEMBERED = 1000;
 
 /** The admin token, or the session itself (as bearer token or cookie), may act on a session. */
 async function requireSelfOrAdmin(c: Context<AppEnv>, id: string, action: string) {
@@ -33,8 +38,17 @@ async function requireSelfOrAdmin(c: Context<AppEnv>, id: string, action: string
 }
 
 export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
-  /** Refreshes in flight in this isolate: a burst for one session shares one read and one write. */
-  const refreshing = new Map<string, Promise<{ sessionId: string; expiresAt: string }>>();
+  /**
+   * A burst of refreshes of one session in this isolate makes one read and at
+   * most one write: the others take its outcome as a plain value, never its
+   * promise (handoff.ts). A refresh that fails (404, 401, 503) publishes
+   * nothing; each waiting request then refreshes, and fails, itself.
+   */
+  const refreshes = new Handoff<{ sessionId: string; expiresAt: string }>(now, {
+    claimMs: 3 * kvTimeoutMs,
+    keepMs: REFRESH_KEEP_MS,
+    maxEntries: MAX_REFRESHES_REMEMBERED,
+  });
 
   /**
    * Slides the expiry to now + the session's TTL, never past its absolute
@@ -104,14 +118,13 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
         const id = c.req.param("id");
         await requireSelfOrAdmin(c, id, "refresh");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
-        let pending = refreshing.get(id);
-        if (!pending) {
-          pending = refresh(c.env, id).finally(() => refreshing.delete(id));
-          refreshing.set(id, pending);
-          // Rejections (404, 401) reach each waiting request through `await pending`.
-          keepAlive(c, pending.catch(() => {}));
-        }
-        return json(await pending);
+        const refreshed = await refreshes.run(id, () => {
+          const work = refresh(c.env, id);
+          // This request's own write completes (and publishes) even if its client leaves.
+          keepAlive(c, work.catch(() => {}));
+          return work;
+        });
+        return json(refreshed);
       })
   );
 }

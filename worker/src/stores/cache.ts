@@ -20,7 +20,7 @@ export function cacheStore(kv: KVNamespace, timeoutMs: number) {
      * the freshness window (CACHE_TTL_SECONDS): freshness is decided from the
      * metadata read with the body, so an edge-cached copy is never served as
      * fresher than it is; what a longer edge cache delays is an invalidation
-     * or purge reaching other locations (README, "Read caching").
+     * or purge reaching other locations (docs/api.md, "Read caching").
      */
     async get(id: string, cacheTtl: number): Promise<CachedProduct | undefined> {
       const { value, metadata } = await kvCall(guard, "getWithMetadata", () => kv.getWithMetadata(productKey(id), { type: "text", cacheTtl }));

@@ -132,38 +132,21 @@ const FLAG_CACHE_MAX_ENTRIES = 1000;
  */
 export class FlagCache {
   readonly #entries = new Map<string, { flag: Flag | undefined; until: number }>();
-  /** KV reads in flight, so concurrent first reads of one flag share one read; an entry lives as long as its read. */
-  readonly #loading = new Map<string, Promise<Flag | undefined>>();
   constructor(private readonly now: () => number) {}
 
   /**
-   * The flag, from this isolate's cache or else from `load` (one KV read),
-   * shared by every caller that asks while it is in flight. A failed read is
-   * not cached: each waiting caller gets its error and the next one retries.
-   * `keepAlive` receives a new shared read, so that it outlives the request
-   * that started it (the others wait on it too).
+   * The flag, from this isolate's cache or else from `load` (one KV read,
+   * with `cacheTtl`), which this request makes itself: concurrent cold reads
+   * each read, never awaiting another request's read (a promise must not
+   * cross requests; CONVENTIONS.md). A failed read is not cached.
    */
-  async read(name: string, load: () => Promise<Flag | undefined>, keepAlive?: (read: Promise<unknown>) => void): Promise<Flag | undefined> {
+  async read(name: string, load: () => Promise<Flag | undefined>): Promise<Flag | undefined> {
     const cached = this.get(name);
     if (cached.hit) return cached.flag;
-    let pending = this.#loading.get(name);
-    if (!pending) {
-      pending = load()
-        .then((flag) => {
-          // A write through this isolate while the read was in flight is newer than what was read.
-          if (!this.get(name).hit) this.set(name, flag);
-          return flag;
-        })
-        .finally(() => this.#loading.delete(name));
-      this.#loading.set(name, pending);
-      keepAlive?.(pending.catch(() => {}));
-    }
-    return pending;
-  }
-
-  /** Reads in flight (for tests: the map must drain). */
-  get loading(): number {
-    return this.#loading.size;
+    const flag = await load();
+    // Check-then-set: a write through this isolate while the read was in flight is newer than what was read.
+    if (!this.get(name).hit) this.set(name, flag);
+    return flag;
   }
 
   /** `hit: false` when the flag must be read from KV. */
