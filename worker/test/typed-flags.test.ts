@@ -45,7 +45,11 @@ describe("POST /api/features (a page of a flagd document)", () => {
     const managed = appClient({}, { MANAGED_FLAGS: "$is_gold" });
     const changed = await managed("/api/features", jsonInit("POST", { flags: {}, $evaluators: { is_gold: { "==": [1, 1] } } }, admin));
     expect(await errorOf(changed)).toMatchObject({ status: 409, code: "managed_by_config", error: expect.stringContaining("evaluator is_gold") });
+    // The same rule written with its keys in another order is the same rule.
+    await call("/api/features", jsonInit("POST", { flags: { banner: BANNER } }, admin));
+    const reordered = Object.fromEntries(Object.entries(BANNER).reverse());
     const same = await managed("/api/features", jsonInit("POST", { flags: {}, $evaluators: { is_gold: IS_GOLD } }, admin));
+    expect((await appClient({}, { MANAGED_FLAGS: "banner" })("/api/features", jsonInit("POST", { flags: { banner: reordered } }, admin))).status).toBe(200);
     expect(await same.json()).toEqual({ flags: 0, evaluators: 0, warnings: [] });
     expect(JSON.parse((await env.CONFIG.get("evaluator:is_gold"))!)).toEqual(IS_GOLD);
   });

@@ -31,6 +31,7 @@
 export { evaluate, type EvaluationContext, type EvaluateOptions, type Reason, type ErrorCode, type Resolution } from "./evaluate";
 export { RuleError } from "./json-logic";
 export {
+  canonicalJson,
   FLAGD_SCHEMA_URL,
   type FlagDefinition,
   type FlagDocument,

@@ -99,3 +99,16 @@ export function inlineEvaluators(flag: FlagDefinition, evaluators: Record<string
   };
   return { ...flag, targeting: inline(flag.targeting, 0) };
 }
+
+/** JSON with every object's keys sorted, so that two definitions written in a different key order compare equal. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (isRecord(value)) {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((key) => value[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}

@@ -5,6 +5,7 @@ import { Flag, FLAG_NAME_PATTERN, type FlagDefinition, IMPORT_PAGE_MAX_ENTRIES }
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import {
+  canonicalJson,
   definitionsOf,
   describeProblem,
   evaluate,
@@ -145,7 +146,7 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       return json({ name, ...flag });
     })
     // One page of a flagd document: every flag and evaluator is checked before any is written.
-    // `?lenient=true` loads rules flagd's schema refuses, as flagd does (they evaluate as PARSE_ERROR); answers the warnings.
+    // `?lenient=true` loads rules flagd's schema refuses, as flagd does (a rule that cannot run evaluates as PARSE_ERROR); answers the warnings.
     .post("/api/features", requireAdmin(), validate("query", ImportQuery), async (c) => {
       const document = await jsonObjectBody(c);
       const lenient = c.req.valid("query").lenient === "true";
@@ -163,13 +164,13 @@ export function flagRoutes({ kvTimeoutMs, now }: Deps) {
       const managed = new Set(c.env.MANAGED_FLAGS?.split(",").map((name) => name.trim()) ?? []);
       for (const name of Object.keys(flags).filter((name) => managed.has(name))) {
         const stored = await store.get(name);
-        if (JSON.stringify(stored) !== JSON.stringify(flags[name])) refuseIfManaged(c.env.MANAGED_FLAGS, [name]);
+        if (canonicalJson(stored) !== canonicalJson(flags[name])) refuseIfManaged(c.env.MANAGED_FLAGS, [name]);
         delete flags[name];
       }
       const writable = { ...evaluators };
       for (const name of Object.keys(evaluators).filter((name) => managed.has(`$${name}`))) {
         const stored = await store.getEvaluator(name);
-        if (JSON.stringify(stored) !== JSON.stringify(evaluators[name])) {
+        if (canonicalJson(stored) !== canonicalJson(evaluators[name])) {
           throw new ApiError(409, "managed_by_config", `evaluator ${name} is declared in the stack config; change it there and run pulumi up`);
         }
         delete writable[name];
