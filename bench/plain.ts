@@ -10,7 +10,7 @@ import * as v from "valibot";
 import { CACHE_TTL, FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN, sessionView, ttlFrom } from "../worker/src/contract";
 import type { Env } from "../worker/src/env";
 import { ApiError } from "../worker/src/errors";
-import { evaluateFlag } from "../worker/src/evaluate";
+import { evaluate } from "../worker/src/flags";
 import { json, jsonHeaders, jsonText } from "../worker/src/respond";
 import { cacheStore } from "../worker/src/stores/cache";
 import { FlagCache, flagStore } from "../worker/src/stores/flags";
@@ -36,7 +36,8 @@ async function route(request: Request, env: Env): Promise<Response> {
     if (second === "features" && FLAG_NAME_PATTERN.test(id)) {
       const userId = v.parse(UserId, url.searchParams.get("userId") ?? undefined);
       const flag = await flags.read(id, () => flagStore(env.CONFIG, KV_TIMEOUT_MS).get(id));
-      return json({ name: id, ...evaluateFlag(id, flag, userId) });
+      const resolution = flag ? evaluate(id, flag, userId === undefined ? {} : { targetingKey: userId }) : undefined;
+      return json({ name: id, enabled: resolution?.value === true, reason: resolution?.reason ?? "DEFAULT" });
     }
     if (second === "products" && PRODUCT_ID_PATTERN.test(id)) {
       const cached = await cacheStore(env.CACHE, KV_TIMEOUT_MS).get(id, ttlFrom(env.CACHE_TTL_SECONDS, CACHE_TTL));

@@ -16,8 +16,11 @@
  */
 import type * as v from "valibot";
 import type {
+  FlagDefinition,
+  FlagDocument,
   FlagEvaluation,
   FlagList,
+  ImportResult,
   Health,
   Invalidated,
   PurgePage,
@@ -28,7 +31,7 @@ import type {
   StoredFlag,
   UserSessionList,
 } from "../worker/src/api-responses.ts";
-import type { Flag, SessionInput } from "../worker/src/contract.ts";
+import type { SessionInput } from "../worker/src/contract.ts";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 
@@ -48,6 +51,7 @@ export const CLIENT_OPERATIONS = {
   evaluateFlag: ["GET", "/api/features/:name", 200],
   putFlag: ["PUT", "/api/features/:name", 200],
   deleteFlag: ["DELETE", "/api/features/:name", 204],
+  importFlags: ["POST", "/api/features", 200],
 } as const satisfies Record<string, readonly [Method, string, number]>;
 type OperationId = keyof typeof CLIENT_OPERATIONS;
 
@@ -173,8 +177,14 @@ export function createApiClient(options: ApiClientOptions) {
     listFlags: async () => json<Out<typeof FlagList>>(await call("listFlags", { token: admin() })),
     evaluateFlag: async (name: string, userId?: string) =>
       json<FlagEvaluation>(await call("evaluateFlag", { params: { name }, query: { userId } })),
-    putFlag: async (name: string, flag: v.InferInput<typeof Flag>) =>
+    /** Either form: the shorthand or a flagd definition. */
+    putFlag: async (name: string, flag: v.InferInput<typeof FlagDefinition>) =>
       json<Out<typeof StoredFlag>>(await call("putFlag", { params: { name }, body: flag, token: admin() })),
+    /** One page of a flagd document (`npm run flags -- import` pages a whole one). */
+    importFlags: async (document: v.InferInput<typeof FlagDocument>, options: { lenient?: boolean } = {}) =>
+      json<Out<typeof ImportResult>>(
+        await call("importFlags", { body: document, token: admin(), query: options.lenient ? { lenient: "true" } : {} }),
+      ),
     deleteFlag: async (name: string) => {
       await drain(await call("deleteFlag", { params: { name }, token: admin() }));
     },

@@ -35,7 +35,7 @@ export default async function program(bundle?: Bundle) {
     protect: config.protect,
     adopted: config.adoptedNamespaces,
   });
-  new FeatureFlags("flags", { accountId: config.accountId, namespaceId: namespaces.ids.CONFIG, flags: config.flags });
+  new FeatureFlags("flags", { accountId: config.accountId, namespaceId: namespaces.ids.CONFIG, flags: config.flags, evaluators: config.evaluators });
   const worker = new WorkerService("worker", {
     accountId: config.accountId,
     workerName: config.workerName,

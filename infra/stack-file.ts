@@ -14,12 +14,14 @@ import { fileURLToPath } from "node:url";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
 import { parseRollout, type Rollout } from "./rollout";
+import { definitionsOf, type FlagDocument, validateDocument } from "../worker/src/flags";
 import {
   CACHE_TTL,
   COMPATIBILITY_DATE,
   COMPATIBILITY_FLAGS,
   FLAG_NAME_PATTERN,
   Flag,
+  type FlagDefinition,
   KV_BINDINGS,
   type KvBinding,
   RATE_LIMIT_DEFAULTS,
@@ -63,8 +65,10 @@ export interface StackConfig {
   cacheTtlSeconds: number;
   /** Protect and retain the KV namespaces: no destroy, rename or replacement deletes data. */
   protect: boolean;
-  /** Feature flags declared as code, by name. */
-  flags: Record<string, Flag>;
+  /** Feature flags declared as code, by name: flagd definitions or the shorthand (`flags`, and `flagsFile`'s). */
+  flags: Record<string, FlagDefinition>;
+  /** Shared targeting rules (flagd's `$evaluators`) the flags refer to with `{"$ref": name}`. */
+  evaluators: Record<string, Record<string, unknown>>;
   /** How traffic splits between the version this update uploads and the stable one. */
   rollout: Rollout;
   /** Physical names of the KV namespaces, built here and nowhere else. */
@@ -126,6 +130,7 @@ export const CONFIG_KEYS = [
   "cacheTtlSeconds",
   "protect",
   "flags",
+  "flagsFile",
   "rollout",
   "adoptedNamespaces",
   "rateLimits",
@@ -141,6 +146,8 @@ const COMPATIBILITY_FLAG = /^[a-z0-9_]+$/;
 export interface ParseOptions {
   /** Refuse the placeholder IDs (a real `pulumi up`/`preview`, not a plan). */
   deploying?: boolean;
+  /** The repository root `flagsFile` is relative to. */
+  root?: string;
 }
 
 export function parseStackConfig(stack: string, raw: Record<string, unknown>, options: ParseOptions = {}): StackConfig {
@@ -219,17 +226,7 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
   const cacheTtlSeconds = read.integer("cacheTtlSeconds", CACHE_TTL);
   const protect = read.boolean("protect", false);
 
-  const flags: Record<string, Flag> = {};
-  for (const [name, value] of Object.entries(read.object("flags"))) {
-    if (!FLAG_NAME_PATTERN.test(name)) fail(`flags.${name}`, `"${name}" is not a valid flag name`);
-    const parsed = v.safeParse(Flag, value);
-    if (!parsed.success) {
-      const issue = parsed.issues[0];
-      const path = v.getDotPath(issue);
-      fail(path ? `flags.${name}.${path}` : `flags.${name}`, describeIssues([issue]));
-    }
-    flags[name] = parsed.output as Flag;
-  }
+  const { flags, evaluators } = parseFlags(stack, read.object("flags"), read.string("flagsFile"), options.root ?? ROOT, fail);
 
   const rollout = parseRollout(read.object("rollout"), fail);
 
@@ -268,11 +265,71 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     cacheTtlSeconds,
     protect,
     flags,
+    evaluators,
     rollout,
     namespaceTitles,
     adoptedNamespaces,
     rateLimits,
   };
+}
+
+/**
+ * `flags` (a map of name to flagd definition or shorthand, plus an optional
+ * `$evaluators` map) merged with `flagsFile` (a flagd JSON file in the
+ * repository), every definition checked with flagd's schema: an error names
+ * the stack, the flag and the path in it.
+ */
+function parseFlags(
+  stack: string,
+  inline: Record<string, unknown>,
+  flagsFile: string,
+  root: string,
+  fail: (key: string, detail: string) => never,
+): { flags: Record<string, FlagDefinition>; evaluators: Record<string, Record<string, unknown>> } {
+  const { $evaluators: inlineEvaluators = {}, ...inlineFlags } = inline;
+  // The shorthand keeps its own messages, as before flagd definitions were accepted.
+  for (const [name, value] of Object.entries(inlineFlags)) {
+    if (!FLAG_NAME_PATTERN.test(name)) fail(`flags.${name}`, `"${name}" is not a valid flag name`);
+    if (typeof value === "object" && value !== null && !("state" in value)) {
+      const parsed = v.safeParse(Flag, value);
+      if (!parsed.success) {
+        const issue = parsed.issues[0];
+        const path = v.getDotPath(issue);
+        fail(path ? `flags.${name}.${path}` : `flags.${name}`, describeIssues([issue]));
+      }
+    }
+  }
+  const documents: [string, Record<string, unknown>][] = [["flags", { flags: inlineFlags, $evaluators: inlineEvaluators }]];
+  if (flagsFile) {
+    const path = resolve(root, flagsFile);
+    if (!path.startsWith(`${resolve(root)}/`)) fail("flagsFile", `"${flagsFile}" must be a file inside the repository`);
+    let document: unknown;
+    try {
+      document = JSON.parse(readFileSync(path, "utf8"));
+    } catch (error) {
+      fail("flagsFile", `cannot read "${flagsFile}" as JSON: ${(error as Error).message}`);
+    }
+    documents.push([`flagsFile ${flagsFile}`, document as Record<string, unknown>]);
+  }
+  const flags: Record<string, FlagDefinition> = {};
+  const evaluators: Record<string, Record<string, unknown>> = {};
+  for (const [source, document] of documents) {
+    const { errors } = validateDocument(document);
+    const first = errors[0];
+    if (first) {
+      const key = source === "flags" ? (first.where.startsWith("flags.") ? first.where : first.where === "" ? "flags" : `flags.${first.where}`) : "flagsFile";
+      fail(key, `${source === "flags" ? "" : `${flagsFile}: ${first.where} `}${first.path ? `at ${first.path}: ` : ""}${first.message}`);
+    }
+    for (const [name, flag] of Object.entries(definitionsOf(document as unknown as FlagDocument))) {
+      if (name in flags) fail("flagsFile", `flag ${name} is declared both in flags and in ${flagsFile}`);
+      flags[name] = flag;
+    }
+    for (const [name, rule] of Object.entries((document.$evaluators ?? {}) as Record<string, Record<string, unknown>>)) {
+      if (name in evaluators) fail("flagsFile", `evaluator ${name} is declared both in flags.$evaluators and in ${flagsFile}`);
+      evaluators[name] = rule;
+    }
+  }
+  return { flags, evaluators };
 }
 
 const ADOPTED_FIELDS = ["id", "title", "previewId", "previewTitle"] as const;
@@ -332,11 +389,17 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.sessionTtlSeconds]: String(config.sessionTtlSeconds),
     [VARS.sessionMaxLifetimeSeconds]: String(config.sessionMaxLifetimeSeconds),
     [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
-    [VARS.managedFlags]: Object.keys(config.flags).join(","),
+    [VARS.managedFlags]: managedNames(config).join(","),
     [VARS.bundleSha256]: bundleSha256,
     [VARS.rateLimits]: JSON.stringify(config.rateLimits.limits),
   };
 }
+
+/** Flags declared as code, and each shared evaluator declared as code as `$<name>` (no flag name holds a `$`). */
+export const managedNames = (config: Pick<StackConfig, "flags" | "evaluators">) => [
+  ...Object.keys(config.flags),
+  ...Object.keys(config.evaluators).map((name) => `$${name}`),
+];
 
 /**
  * Reads a stack's config from Pulumi.yaml (declared defaults) and

@@ -69,11 +69,19 @@ const STARTUP_RUNS = 7;
 const FLAG_COUNT = 100;
 const HOT_FLAG = "bench-flag-000";
 const flagName = (i: number) => `bench-flag-${String(i).padStart(3, "0")}`;
+/** A flag in flagd's format with a targeting rule: string variants, a prefix match, else a 10 % fractional split. */
+const RULE_FLAG = "bench-rule";
+const RULE_FLAG_DEFINITION = {
+  state: "ENABLED",
+  variants: { gold: "Welcome back", plain: "Welcome", beta: "Try the new checkout" },
+  defaultVariant: "plain",
+  targeting: { if: [{ starts_with: [{ var: "targetingKey" }, "u-1"] }, "gold", { fractional: [["beta", 10], ["plain", 90]] }] },
+};
 /** Distinct users the flag evaluation cycles through, as a product page would see them. */
 const FLAG_EVAL_USERS = 10_000;
 
 /** What `--only` accepts; `purge` is the purge of `purgeKeys` keys. */
-export const SCENARIO_NAMES = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge"] as const;
+export const SCENARIO_NAMES = ["session-read", "session-create", "flag-eval", "flag-eval-rule", "flag-list", "cache-hit", "cache-miss", "purge"] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 interface Scenario {
@@ -147,6 +155,15 @@ function scenarios(fixtures: { sessionId: string; sessionKey: string; adminToken
         kvOpsEqual(0, "no KV operation on the hot path"),
       ],
       beyondReference: "validates the name and query and hashes `<flag>:<userId>` (MurmurHash3) for the rollout bucket",
+    },
+    {
+      name: "flag-eval-rule",
+      description: `GET /api/features/${RULE_FLAG}?userId=… (hot flagd flag: string variants, starts_with then a fractional split, ${FLAG_EVAL_USERS} users)`,
+      reference: "fixed-200",
+      referenceStep: { path: "/", setupRequest: nextUser("/") },
+      step: { path: `/api/features/${RULE_FLAG}`, setupRequest: nextUser(`/api/features/${RULE_FLAG}`) },
+      targets: [ratioAtLeast(0.7, "fixed-200"), kvOpsEqual(0, "no KV operation on the hot path")],
+      beyondReference: "validates the name and query and interprets the flag's JSON Logic rule (starts_with, fractional: MurmurHash3 of flag key + user)",
     },
     {
       name: "flag-list",
@@ -308,6 +325,7 @@ async function seed(stack: BenchStack): Promise<{ sessionId: string; sessionKey:
     const flag = i === 0 ? { enabled: true, percentage: 25 } : { enabled: i % 2 === 0, allowedUsers: [`u-${i}`], metadata: { owner: "bench" } };
     await call(`${base}/api/features/${flagName(i)}`, { method: "PUT", headers: admin, body: JSON.stringify(flag) });
   }
+  await call(`${base}/api/features/${RULE_FLAG}`, { method: "PUT", headers: admin, body: JSON.stringify(RULE_FLAG_DEFINITION) });
   await call(`${base}/api/products/bench-hit`);
   const hit = await call(`${base}/api/products/bench-hit`);
   if (hit.headers.get("x-cache") !== "HIT") throw new Error(`seeding: expected X-Cache: HIT, got ${hit.headers.get("x-cache")}`);

@@ -3,12 +3,14 @@
  * monthly KV bill, per scenario and for a mix of scenarios.
  *
  *   npm run cost -- --requests-per-month 10000000 [--mix flag-eval=0.6,session-read=0.3,cache-hit=0.1] [--results bench/results.json]
+ *     [--bulk-pollers 10000 --poll-seconds 30 --isolates 100]   (OFREP bulk polling, before and after the isolate copy)
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { type BenchResults, RESULTS_PATH } from "./lib/bench-report";
 import type { KvOps, OpKind } from "./lib/bench-stack";
+import { FLAG_ISOLATE_TTL_SECONDS } from "../worker/src/contract";
 
 /** Workers KV on the Workers Paid plan, from https://developers.cloudflare.com/kv/platform/pricing/ (checked 2026-11-25). */
 export const KV_PRICING = {
@@ -135,6 +137,40 @@ export function renderCost(results: BenchResults, requests: number, mix: Record<
   ].join("\n");
 }
 
+/** OFREP web providers polling the bulk route: who polls, how often, and over how many isolates the Worker runs. */
+export interface BulkPolling {
+  pollers: number;
+  pollSeconds: number;
+  /** Isolates serving the polls at any time (all locations); each lists the flags at most once per trust window. */
+  isolates: number;
+}
+export const DEFAULT_BULK_POLLING: BulkPolling = { pollers: 10_000, pollSeconds: 30, isolates: 100 };
+const SECONDS_PER_MONTH = 30 * 86_400;
+
+/**
+ * The bulk route's KV lists a month. Before issue 19 every poll was a KV list
+ * (one per 1000 flags); now each isolate lists at most once per trust window
+ * (FLAG_ISOLATE_TTL_SECONDS), however many callers poll it. Lists are billed
+ * like writes.
+ */
+export function bulkPollingCost({ pollers, pollSeconds, isolates }: BulkPolling, trustSeconds = FLAG_ISOLATE_TTL_SECONDS) {
+  const polls = (pollers * SECONDS_PER_MONTH) / pollSeconds;
+  const before = monthlyCost({ read: 0, write: 0, delete: 0, list: 1 }, polls);
+  const windows = Math.min(polls, (isolates * SECONDS_PER_MONTH) / trustSeconds);
+  const after = monthlyCost({ read: 0, write: 0, delete: 0, list: 1 }, windows);
+  return { polls, before, after };
+}
+
+export function renderBulkPolling(polling: BulkPolling): string {
+  const { polls, before, after } = bulkPollingCost(polling);
+  return [
+    `OFREP bulk polling (web providers): ${count(polling.pollers)} callers every ${polling.pollSeconds} s = ${count(polls)} polls a month, served by ${polling.isolates} isolates.`,
+    `  before (one KV list per poll):                    ${count(before.ops.list)} lists, ${usd(before.usd)} (${usd(before.usdAfterIncluded)} after included)`,
+    `  now (one list per isolate per ${FLAG_ISOLATE_TTL_SECONDS} s trust window): ${count(after.ops.list)} lists, ${usd(after.usd)} (${usd(after.usdAfterIncluded)} after included)`,
+    `  (a flag set with $ref rules lists its evaluators too: twice the lists, still per window; 1000+ flags: one list per 1000)`,
+  ].join("\n");
+}
+
 const round = (n: number) => Math.round(n * 1000) / 1000;
 const usd = (n: number) => `$${n.toFixed(2)}`;
 const count = (n: number) => (n >= 1e6 ? `${round(n / 1e6)}M` : n >= 1e3 ? `${round(n / 1e3)}k` : String(round(n)));
@@ -142,7 +178,16 @@ const count = (n: number) => (n >= 1e6 ? `${round(n / 1e6)}M` : n >= 1e3 ? `${ro
 if (isMain(import.meta.url)) {
   runCommand("cost", async () => {
     const { values } = parseFlags(() =>
-      parseArgs({ options: { "requests-per-month": { type: "string" }, mix: { type: "string" }, results: { type: "string" } } }),
+      parseArgs({
+        options: {
+          "requests-per-month": { type: "string" },
+          mix: { type: "string" },
+          results: { type: "string" },
+          "bulk-pollers": { type: "string" },
+          "poll-seconds": { type: "string" },
+          isolates: { type: "string" },
+        },
+      }),
     );
     const requests = Number(values["requests-per-month"]);
     if (!values["requests-per-month"] || !Number.isFinite(requests) || requests < 0) {
@@ -152,5 +197,16 @@ if (isMain(import.meta.url)) {
     const { results, notes } = withDesignOps(await readResults(values.results));
     console.log(renderCost(results, requests, mix));
     if (notes.length > 0) console.log(["", ...notes].join("\n"));
+    const positive = (name: string, fallback: number) => {
+      const raw = values[name as "isolates"];
+      const n = raw === undefined ? fallback : Number(raw);
+      if (!Number.isFinite(n) || n <= 0) throw new CliError(`--${name} must be a positive number, got ${raw}`);
+      return n;
+    };
+    console.log(`\n${renderBulkPolling({
+      pollers: positive("bulk-pollers", DEFAULT_BULK_POLLING.pollers),
+      pollSeconds: positive("poll-seconds", DEFAULT_BULK_POLLING.pollSeconds),
+      isolates: positive("isolates", DEFAULT_BULK_POLLING.isolates),
+    })}`);
   });
 }

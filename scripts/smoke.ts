@@ -179,7 +179,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult[]> {
     try {
       const written = await check("flag put", async () => {
         const stored = await api.putFlag(flag, { enabled: true });
-        if (stored.name !== flag || stored.enabled !== true) throw new Error(`answered ${JSON.stringify(stored)}`);
+        if (stored.name !== flag || !("enabled" in stored) || stored.enabled !== true) throw new Error(`answered ${JSON.stringify(stored)}`);
         return flag;
       });
       if (!written) {

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { compatibilityDate as supportedCompatibilityDate } from "workerd";
 import { loadStackConfig, workerVars } from "../infra/stack-file";
-import { type Flag, KV_BINDINGS, parseAdminTokens, rateLimitBindings, type RateLimitsSettings, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeFlag, flagKey } from "../worker/src/contract";
+import { type FlagDefinition, KV_BINDINGS, parseAdminTokens, rateLimitBindings, type RateLimitsSettings, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_METADATA_BINDING, encodeEvaluator, encodeFlag, evaluatorKey, flagKey } from "../worker/src/contract";
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 import { localWorker } from "./lib/local-worker";
@@ -134,7 +134,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
     log(`rate limits per client (and per session for refreshes): ${limiters.map((l) => `${l.name} ${l.limit}/${l.period}s`).join(", ")}`);
     if (managedFlags.length > 0) {
-      await seedFlags(mf, settings.flags);
+      await seedFlags(mf, settings.flags, settings.evaluators);
       log(`flags declared as code, written to CONFIG: ${managedFlags.join(", ")}`);
     }
     if (generatedToken) {
@@ -147,8 +147,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
-async function seedFlags(mf: Miniflare, flags: Record<string, Flag>): Promise<void> {
+async function seedFlags(mf: Miniflare, flags: Record<string, FlagDefinition>, evaluators: Record<string, Record<string, unknown>>): Promise<void> {
   const config = await mf.getKVNamespace("CONFIG");
+  for (const [name, rule] of Object.entries(evaluators)) {
+    const { value, metadata } = encodeEvaluator(rule);
+    await config.put(evaluatorKey(name), value, { metadata });
+  }
   for (const [name, flag] of Object.entries(flags)) {
     const { value, metadata } = encodeFlag(flag);
     await config.put(flagKey(name), value, { metadata });

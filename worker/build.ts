@@ -31,11 +31,12 @@ const SOURCES = join(ROOT, "worker/src");
  */
 export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
 /**
- * The production bundle's budget: the build fails above either size. 25 KiB
- * gzip from 24 for issue 18's hand-off and issue 20's scoped tokens, hashed
- * sessions and rate limits, which left 150 bytes of the old budget.
+ * The production bundle's budget: the build fails above either size. Raised
+ * from 64 KiB / 24 KiB for the flag engine (issue 19): flagd's schema compiled
+ * ahead of time is ~60 KiB minified / 7.5 KiB gzip, the JSON Logic engine and
+ * flagd's operators ~2 KiB gzip (BENCHMARKS.md, "Flag engine").
  */
-export const BUNDLE_BUDGET = { bytes: 64 * 1024, gzipBytes: 25 * 1024 } as const;
+export const BUNDLE_BUDGET = { bytes: 160 * 1024, gzipBytes: 40 * 1024 } as const;
 
 export interface Manifest {
   /** File name of the bundle inside dist/, used as the Worker's main module. */

@@ -2,6 +2,8 @@
  * Renders a mock-engine recording for reviewers: a table, JSON, a Mermaid
  * diagram, and the differences between two stacks.
  */
+import { KEY_PREFIX } from "../../worker/src/contract";
+import { isShorthand, readDefinition } from "../../worker/src/flags";
 import type { RecordedBinding as Binding, RecordedResource, Recording } from "./record";
 
 /** The short type name: `cloudflare:index/workerVersion:WorkerVersion` → `WorkerVersion`. */
@@ -82,10 +84,56 @@ function details(resource: RecordedResource, titles: Map<string, string>, versio
     case "WorkersCustomDomain":
       return [`domain https://${i.hostname} → ${i.service} (zone ${i.zoneId ?? i.zoneName})`];
     case "WorkersKv":
-      return [`key ${i.keyName} in ${ns(i.namespaceId)}`, `value ${i.value}`, `metadata ${i.metadata}`];
+      return [`key ${i.keyName} in ${ns(i.namespaceId)}`, ...kvEntryLines(String(i.keyName), String(i.value), String(i.metadata))];
     default:
       return Object.entries(i).map(([k, v]) => `${k} ${JSON.stringify(v)}`);
   }
+}
+
+/**
+ * A flag or evaluator as a reviewer reads it: state, default, one line per
+ * variant, the targeting rule indented line by line, so that a change shows
+ * as the lines that changed rather than as a new JSON blob.
+ */
+function kvEntryLines(keyName: string, value: string, metadata: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return [`value ${value}`, `metadata ${metadata}`];
+  }
+  const listed = metadata.includes('"oversize"') ? "too large for list metadata: 1 extra read when listed" : "carried whole in list metadata";
+  const rule = (label: string, targeting: unknown) => [label, ...ruleLines(targeting, "  ")];
+  if (keyName.startsWith(KEY_PREFIX.evaluator)) return [...rule("evaluator rule:", parsed), listed];
+  const flag = readDefinition(parsed);
+  if (!flag) return [`value ${value}`, `metadata ${metadata}`];
+  const meta = Object.entries(flag.metadata ?? {}).map(([k, v]) => `metadata ${k} = ${JSON.stringify(v)}`);
+  if (isShorthand(flag)) {
+    return [
+      `shorthand flag: ${flag.enabled ? "enabled" : "disabled"}${flag.percentage === undefined ? "" : `, ${flag.percentage} % of users (by user id)`}`,
+      ...(flag.allowedUsers?.length ? [`allowed users: ${flag.allowedUsers.join(", ")}`] : []),
+      ...meta,
+      listed,
+    ];
+  }
+  return [
+    `flagd flag: ${flag.state}, default variant ${flag.defaultVariant == null ? "none (the caller's default)" : JSON.stringify(flag.defaultVariant)}`,
+    ...Object.entries(flag.variants).map(([name, variant]) => `variant ${name} = ${JSON.stringify(variant)}`),
+    ...(flag.targeting === undefined || JSON.stringify(flag.targeting) === "{}" ? ["targeting none"] : rule("targeting:", flag.targeting)),
+    ...meta,
+    listed,
+  ];
+}
+
+/** JSON Logic one operation per line: a short rule on one line, a long one as its operator and its arguments indented below. */
+function ruleLines(rule: unknown, indent: string): string[] {
+  const text = JSON.stringify(rule);
+  if (text.length <= 72 || typeof rule !== "object" || rule === null) return [`${indent}${text}`];
+  if (Array.isArray(rule)) return [`${indent}[`, ...rule.flatMap((item) => ruleLines(item, `${indent}  `)), `${indent}]`];
+  return Object.entries(rule).flatMap(([op, args]) => [
+    `${indent}${op}`,
+    ...(Array.isArray(args) ? args.flatMap((arg) => ruleLines(arg, `${indent}  `)) : ruleLines(args, `${indent}  `)),
+  ]);
 }
 
 const safety = (r: RecordedResource) =>
@@ -125,6 +173,14 @@ function mapIds(value: object, titles: Map<string, string>) {
 }
 
 /** The recording as JSON: managed resources with inputs and options, and the outputs. */
+function parseOr(value: unknown): unknown {
+  try {
+    return typeof value === "string" ? JSON.parse(value) : value;
+  } catch {
+    return value;
+  }
+}
+
 export function toJson(recording: Recording): string {
   const resources = recording.resources.map(({ id: _id, ...r }) => r);
   return `${JSON.stringify({ stack: recording.stack, resources, outputs: recording.outputs, secretOutputs: recording.secretOutputs }, null, 2)}\n`;
@@ -194,7 +250,10 @@ export function diffRecordings(a: Recording, b: Recording): string {
           fields.set(path, JSON.stringify(value).replaceAll(recording.stack, "<stack>"));
         }
       };
-      walk(r.inputs, "");
+      // A flag's or evaluator's value is JSON text: compare it field by field (variants.gold, targeting.if[0]…), not as one string.
+      const { metadata: _metadata, ...kvInputs } = r.inputs;
+      const inputs = shortType(r.type) === "WorkersKv" ? { ...kvInputs, value: parseOr(r.inputs.value) } : r.inputs;
+      walk(inputs, "");
       fields.set("(options)", safety(r));
       if (r.importId) fields.set("(import)", r.importId);
       entries.set(`${shortType(r.type)} ${r.name}`, fields);

@@ -83,7 +83,13 @@ describe("mergeConfig on the shipped stack files", () => {
     const { config } = phase("dev");
     expect(config.values[`${PROJECT}:sessionTtlSeconds`]).toBe("3600");
     expect(config.values[`${PROJECT}:workersDev`]).toBe("true");
-    expect(config.values[`${PROJECT}:flags`]).toBe('{"dark-mode":{"enabled":true},"new-checkout":{"enabled":true,"percentage":50}}');
+    expect(config.values[`${PROJECT}:flags`]).toBe(
+      '{"$evaluators":{"is_gold":{"in":[{"var":"tier"},["gold","platinum"]]}},' +
+        '"checkout-banner":{"defaultVariant":"plain","metadata":{"owner":"checkout-team"},"state":"ENABLED",' +
+        '"targeting":{"if":[{"$ref":"is_gold"},"gold",{"sem_ver":[{"var":"appVersion"},">=","2.0.0"]},"beta",null]},' +
+        '"variants":{"beta":"Try the new checkout","gold":"Welcome back, gold member","plain":"Welcome"}},' +
+        '"dark-mode":{"enabled":true},"new-checkout":{"enabled":true,"percentage":50}}',
+    );
   });
 
   it("refuses a stack without a required key, naming it; several are listed sorted", () => {

@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -42,6 +43,28 @@ describe("stack config validation", () => {
   it("refuses a flag percentage out of range", () =>
     expectError({ ...prod(), flags: { beta: { enabled: true, percentage: 150 } } }, "flags.beta.percentage", /100/));
   it("refuses a flag that is not a flag", () => expectError({ ...prod(), flags: { beta: { on: true } } }, "flags.beta.enabled", /received undefined/));
+  it("refuses a flagd definition flagd's schema refuses, naming the stack, the flag and the path", () =>
+    expectError(
+      { ...prod(), flags: { banner: { state: "ENABLED", variants: { a: "x" }, defaultVariant: "a", targeting: { sem_ver: [{ var: "v" }, "==", "1.0.0"] } } } },
+      "flags.banner",
+      /at \/targeting\/sem_ver\/1: must be equal to one of the allowed values/,
+    ));
+  it("refuses a default variant that is not one of the variants", () =>
+    expectError({ ...prod(), flags: { banner: { state: "ENABLED", variants: { a: "x" }, defaultVariant: "b" } } }, "flags.banner", /at \/defaultVariant/));
+  it("refuses a flagsFile with a bad flag, naming the file, the flag and the path", () => {
+    const root = mkdtempSync(join(tmpdir(), "stack-"));
+    for (const file of ["Pulumi.yaml"]) copyFileSync(join(ROOT, file), join(root, file));
+    writeFileSync(join(root, "flags.json"), JSON.stringify({ flags: { banner: { state: "ON", variants: { a: 1 } } } }));
+    expectError({ ...prod(), flagsFile: "flags.json" }, "flagsFile", /flags.json: flags.banner at \/state/, { root });
+  });
+  it("reads flagd definitions, $evaluators and a flagsFile into the flags declared as code", () => {
+    const root = mkdtempSync(join(tmpdir(), "stack-"));
+    writeFileSync(join(root, "flags.json"), JSON.stringify({ flags: { typed: { state: "ENABLED", variants: { n: 3 }, defaultVariant: "n" } }, $evaluators: { beta: { "==": [1, 1] } } }));
+    const inline = { old: { enabled: true, percentage: 5 }, banner: { state: "ENABLED", variants: { a: "x" }, defaultVariant: "a", targeting: { if: [{ $ref: "beta" }, "a", null] } } };
+    const config = parseStackConfig("prod", { ...prod(), flags: inline, flagsFile: "flags.json" }, { root });
+    expect(config.flags).toEqual({ ...inline, typed: { state: "ENABLED", variants: { n: 3 }, defaultVariant: "n" } });
+    expect(config.evaluators).toEqual({ beta: { "==": [1, 1] } });
+  });
   it("refuses a TTL below KV's minimum", () => expectError({ ...prod(), sessionTtlSeconds: 30 }, "sessionTtlSeconds", /out of range \[60,/));
   it("refuses an absolute session lifetime shorter than the session TTL", () =>
     expectError({ ...prod(), sessionTtlSeconds: 7200, sessionMaxLifetimeSeconds: 3600 }, "sessionMaxLifetimeSeconds", /shorter than sessionTtlSeconds/));

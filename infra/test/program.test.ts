@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { COMPATIBILITY_DATE, KV_BINDINGS, RATE_LIMIT_BINDINGS, RATE_LIMIT_NAMES, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, flagFromMetadata, flagKey } from "../../worker/src/contract";
+import { COMPATIBILITY_DATE, KV_BINDINGS, RATE_LIMIT_BINDINGS, RATE_LIMIT_NAMES, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, evaluatorKey, flagFromMetadata, flagKey } from "../../worker/src/contract";
 import { ROOT } from "../../worker/build";
 import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
@@ -45,6 +45,7 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       ...config.routes.map((p) => `${T.route} worker-route-${p}`),
       ...config.customDomains.map((h) => `${T.domain} worker-domain-${h}`),
       ...Object.keys(config.flags).map((f) => `${T.kv} flags-${f}`),
+      ...Object.keys(config.evaluators).map((e) => `${T.kv} flags-$${e}`),
     ];
     expect(stacks[stack]!.resources.map((r) => `${r.type} ${r.name}`).sort()).toEqual(expected.sort());
   });
@@ -160,7 +161,19 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       expect(decodeFlag(String(entry.value))).toEqual(flag);
       expect(flagFromMetadata(JSON.parse(String(entry.metadata)))).toEqual(flag);
     }
-    expect(bindingsOf(r).find((b) => b.name === "MANAGED_FLAGS")?.text).toBe(Object.keys(flags).join(","));
+    const { evaluators } = loadStackConfig(stack);
+    expect(bindingsOf(r).find((b) => b.name === "MANAGED_FLAGS")?.text).toBe([...Object.keys(flags), ...Object.keys(evaluators).map((e) => `$${e}`)].join(","));
+  });
+
+  it("writes each shared evaluator declared as code once, as evaluator:<name>", () => {
+    const r = stacks[stack]!;
+    const { evaluators } = loadStackConfig(stack);
+    for (const [name, rule] of Object.entries(evaluators)) {
+      const entry = findResource(r, T.kv, `flags-$${name}`).inputs;
+      expect(entry.keyName).toBe(evaluatorKey(name));
+      expect(JSON.parse(String(entry.value))).toEqual(rule);
+    }
+    expect(r.resources.filter((x) => x.type === T.kv && String(x.inputs.keyName).startsWith("evaluator:"))).toHaveLength(Object.keys(evaluators).length);
   });
 
   it("exports the agreed outputs, the workers.dev ones only with workers.dev and stableVersionId only when set", () => {

@@ -117,6 +117,7 @@ describe.each(["dev", "prod"])("stack %s after docs/deploy.md's first-deployment
       ...[T.namespaces, T.flags, T.worker].map((type, i) => [type, ["kv", "flags", "worker"][i], `${PROJECT}-${stack}`]),
       ...KV_BINDINGS.flatMap((b) => [[T.namespace, `kv-${b.toLowerCase()}`, "kv"], [T.namespace, `kv-${b.toLowerCase()}-preview`, "kv"]]),
       ...Object.keys(config.flags).map((f) => [T.kv, `flags-${f}`, "flags"]),
+      ...Object.keys(config.evaluators).map((e) => [T.kv, `flags-$${e}`, "flags"]),
       ...workerResources(config).map(([type, name]) => [type, name, "worker"]),
     ];
     const registered = runs[stack]!.registrations.map((r) => [r.type, r.name, r.parent]);

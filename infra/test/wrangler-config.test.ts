@@ -29,7 +29,7 @@ describe("wrangler config from stack outputs", () => {
 
   it("names the deployed Worker and carries the stack's compatibility settings and vars, not the secret", () => {
     expect(config).toMatchObject({ name: "kv-worker-stack-dev-worker", main: "dist/worker.js", compatibility_date: COMPATIBILITY_DATE });
-    expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode" });
+    expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode,checkout-banner,$is_gold" });
     expect(config.vars).not.toHaveProperty("ADMIN_TOKEN");
     expect(config.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
     expect(config.ratelimits).toContainEqual({ name: "PRODUCT_MISS_LIMITER", namespace_id: "1000", simple: { limit: 600, period: 60 } });

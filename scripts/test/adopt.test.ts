@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -34,6 +34,9 @@ let root: string;
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "adopt-"));
   for (const file of ["Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"]) copyFileSync(join(ROOT, file), join(root, file));
+  // The flagd file Pulumi.prod.yaml's flagsFile names.
+  mkdirSync(join(root, "flags"));
+  copyFileSync(join(ROOT, "flags/prod.flagd.json"), join(root, "flags/prod.flagd.json"));
 });
 
 const run = (options: Omit<AdoptOptions, "root">) => adopt({ root, ...options });

@@ -19,7 +19,7 @@ describe("npm run bench -- --quick", () => {
   }, 160_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  const SCENARIOS = ["session-read", "session-create", "flag-eval", "flag-list", "cache-hit", "cache-miss", "purge-1000"];
+  const SCENARIOS = ["session-read", "session-create", "flag-eval", "flag-eval-rule", "flag-list", "cache-hit", "cache-miss", "purge-1000"];
 
   it("prints the table with every scenario", () => {
     expect(stdout).toMatch(

@@ -98,6 +98,7 @@ async function exercise() {
   await raw("/api/products/p1/cache", { method: "DELETE", headers: readOnly });
   await raw("/api/cache?prefix=product:", { method: "DELETE", headers: readOnly });
   await raw("/api/features", { headers: { authorization: `Bearer ${PURGE_ONLY}` } });
+  await raw("/api/features", json("POST", '{"flags":{}}', readOnly));
   await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}', readOnly));
   await raw("/api/features/contract-flag", { method: "DELETE", headers: readOnly });
 
@@ -139,6 +140,8 @@ async function exercise() {
   await api.evaluateFlag("contract-flag", "alice");
   await api.listFlags();
   await raw("/api/features", {}); // 401
+  await raw("/api/features?format=flagd", { headers: admin });
+  await raw("/api/features?format=yaml", { headers: admin }); // 400
   await raw("/api/features/-bad?userId=u"); // 400
   await raw("/api/features/contract-flag", json("PUT", '{"enabled":"yes"}', admin)); // 400
   await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}')); // 401
@@ -147,6 +150,16 @@ async function exercise() {
   await raw("/api/features/new-checkout", { method: "DELETE", headers: admin }); // 409
   await raw("/api/features/-bad", { method: "DELETE", headers: admin }); // 400
   await raw("/api/features/contract-flag", { method: "DELETE" }); // 401
+
+  const typed = { state: "ENABLED" as const, variants: { a: "x", b: "y" }, defaultVariant: "a", targeting: { if: [{ $ref: "contract-rule" }, "b", null] }, metadata: { owner: "qa" } };
+  await api.importFlags({ flags: { "contract-typed": typed, "contract-broken": { state: "ENABLED" as const, variants: { a: 1 }, defaultVariant: "a", targeting: { if: [true, "zzz", "a"] } } }, $evaluators: { "contract-rule": { "==": [{ var: "tier" }, "gold"] } } });
+  await api.evaluateFlag("contract-typed", "alice");
+  await raw("/api/features", json("POST", JSON.stringify({ flags: { "contract-typed": { ...typed, defaultVariant: "z" } } }), admin)); // 400
+  await raw("/api/features", json("POST", JSON.stringify({ flags: {} }))); // 401
+  await raw("/api/features", json("POST", JSON.stringify({ flags: { "new-checkout": { enabled: false } } }), admin)); // 409
+  await raw("/api/features", json("POST", JSON.stringify({ flags: { big: JSON.parse(big) } }), admin)); // 413
+  await raw("/ofrep/v1/evaluate/flags/contract-typed", json("POST", JSON.stringify({ context: { targetingKey: "alice", tier: "gold" } })));
+  await raw("/ofrep/v1/evaluate/flags/contract-broken", json("POST", "{}")); // 500 GENERAL
 
   const context = JSON.stringify({ context: { targetingKey: "alice" } });
   await raw("/ofrep/v1/evaluate/flags/contract-flag", json("POST", context));

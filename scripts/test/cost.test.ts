@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
-import { KV_PRICING, mixOps, monthlyCost, parseMix } from "../cost";
+import { bulkPollingCost, KV_PRICING, mixOps, monthlyCost, parseMix } from "../cost";
 import type { BenchResults, ScenarioResult } from "../lib/bench-report";
 
 const scenario = (name: string, kvOpsPerRequest: ScenarioResult["kvOpsPerRequest"]) => ({ name, kvOpsPerRequest }) as ScenarioResult;
@@ -19,6 +19,21 @@ const RESULTS = {
     scenario("purge-5000", { read: 0, write: 0, delete: 833.33, list: 1 }),
   ],
 } as BenchResults;
+
+describe("bulkPollingCost", () => {
+  it("prices 10,000 browsers polling every 30 s at one list per poll before, one per isolate per trust window now", () => {
+    const { polls, before, after } = bulkPollingCost({ pollers: 10_000, pollSeconds: 30, isolates: 100 });
+    expect(polls).toBe(864_000_000);
+    expect(before.usd).toBeCloseTo(4320, 6);
+    expect(after.ops.list).toBe(8_640_000);
+    expect(after.usd).toBeCloseTo(43.2, 6);
+  });
+
+  it("never counts more lists than polls (few callers, many isolates)", () => {
+    const { polls, after } = bulkPollingCost({ pollers: 1, pollSeconds: 60, isolates: 500 });
+    expect(after.ops.list).toBe(polls);
+  });
+});
 
 describe("monthlyCost", () => {
   it("prices a million reads at $0.50 and a million writes, deletes or lists at $5 each", () => {

@@ -7,7 +7,7 @@
 import * as v from "valibot";
 import { OFREP_ERROR_CODES } from "./api-schemas.ts";
 import { ADMIN_SCOPES, Flag, SESSION_ID_PATTERN, SESSION_ID_PREFIX_LENGTH, SessionRecord, type sessionView } from "./contract.ts";
-import type { Reason } from "./evaluate.ts";
+import type { Reason } from "./flags/evaluate.ts";
 
 export const ERROR_CODES = [
   "invalid_request",
@@ -82,26 +82,66 @@ export const PurgePage = v.strictObject({
   cursor: v.optional(v.string()),
 });
 
-const REASONS = ["DISABLED", "TARGETING_MATCH", "SPLIT", "STATIC", "DEFAULT"] as const satisfies readonly Reason[];
-// Fails to compile when evaluate.ts gains a reason this list lacks.
+const REASONS = ["DISABLED", "TARGETING_MATCH", "SPLIT", "STATIC", "DEFAULT", "ERROR"] as const satisfies readonly Reason[];
+// Fails to compile when the engine gains a reason this list lacks.
 const everyReason: readonly (typeof REASONS)[number][] = [] as Reason[];
 void everyReason;
+/** What OFREP answers as a success: every reason but ERROR (errors have their own shape). */
+const OFREP_REASONS = REASONS.filter((reason) => reason !== "ERROR");
 
-export const FlagEvaluation = v.strictObject({ name: v.string(), enabled: v.boolean(), reason: v.picklist(REASONS) });
-export const StoredFlag = v.strictObject({ name: v.string(), ...Flag.entries });
-export const FlagList = v.array(v.strictObject({ name: v.string(), flag: Flag }));
+/** A flag variant's value: any JSON. */
+const FlagValue = v.pipe(v.unknown(), v.description("The variant's value: boolean, string, number or object"));
+
+/**
+ * A flag in flagd's definition format (flagd.dev/reference/flag-definitions),
+ * described loosely here: the routes check it with flagd's own JSON schema
+ * (https://flagd.dev/schema/v0/flags.json), whose errors name the path.
+ */
+export const FlagdFlag = v.object({
+  state: v.picklist(["ENABLED", "DISABLED"]),
+  variants: v.record(v.string(), FlagValue),
+  defaultVariant: v.optional(v.nullable(v.string())),
+  targeting: v.optional(v.record(v.string(), v.unknown())),
+  metadata: v.optional(v.record(v.string(), v.union([v.string(), v.number(), v.boolean()]))),
+});
+/** What PUT /api/features/{name} accepts and GET /api/features lists: either form. */
+export const FlagDefinition = v.union([Flag, FlagdFlag]);
+
+export const FlagEvaluation = v.strictObject({
+  name: v.string(),
+  enabled: v.boolean(),
+  reason: v.picklist(REASONS),
+  value: v.optional(FlagValue),
+  variant: v.optional(v.string()),
+  errorCode: v.optional(v.picklist(["PARSE_ERROR", "GENERAL"])),
+  errorDetails: v.optional(v.string()),
+});
+export const StoredFlag = v.union([v.strictObject({ name: v.string(), ...Flag.entries }), v.object({ name: v.string(), ...FlagdFlag.entries })]);
+export const FlagList = v.array(v.strictObject({ name: v.string(), flag: FlagDefinition }));
+/** A flagd document: flags (either form) and shared evaluators. */
+export const FlagDocument = v.object({
+  flags: v.record(v.string(), FlagDefinition),
+  $evaluators: v.optional(v.record(v.string(), v.record(v.string(), v.unknown()))),
+});
+export const ImportResult = v.strictObject({
+  flags: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  evaluators: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  warnings: v.array(v.string()),
+});
 
 /** OFREP's flag metadata: primitive values only (the flag's other metadata entries are left out). */
 export const OfrepMetadata = v.record(v.string(), v.union([v.string(), v.number(), v.boolean()]));
 export const OfrepEvaluation = v.strictObject({
   key: v.string(),
-  value: v.boolean(),
-  reason: v.picklist(REASONS),
-  variant: v.picklist(["on", "off"]),
+  value: v.optional(FlagValue),
+  reason: v.picklist(OFREP_REASONS),
+  variant: v.optional(v.string()),
   metadata: OfrepMetadata,
 });
 export const OfrepFailure = v.strictObject({ key: v.string(), errorCode: v.picklist(OFREP_ERROR_CODES), errorDetails: v.string() });
-export const OfrepBulkEvaluation = v.strictObject({ flags: v.array(OfrepEvaluation) });
+export const OfrepBulkEvaluation = v.strictObject({
+  flags: v.array(v.union([OfrepEvaluation, v.strictObject({ key: v.string(), errorCode: v.picklist(["PARSE_ERROR", "GENERAL"]), errorDetails: v.string() })])),
+});
 export const OfrepBulkFailure = v.strictObject({ errorCode: v.picklist(OFREP_ERROR_CODES), errorDetails: v.string() });
 
 export type FlagEvaluation = v.InferOutput<typeof FlagEvaluation>;

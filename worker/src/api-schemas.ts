@@ -28,21 +28,23 @@ export const PurgeQuery = v.object({
 export const FlagParams = v.object({
   name: v.pipe(v.string(), v.regex(FLAG_NAME_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit")),
 });
+export const FlagListQuery = v.object({ format: v.optional(v.picklist(["flagd"])) });
+export const ImportQuery = v.object({ lenient: v.optional(v.picklist(["true", "false"])) });
 /** The longest userId an evaluation accepts. */
 export const USER_ID_MAX_LENGTH = 256;
 export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), v.maxLength(USER_ID_MAX_LENGTH))) });
 
 /**
- * An OpenFeature evaluation context. `targetingKey` is the user id the rules
- * and buckets use; other attributes are accepted (OpenFeature SDKs send them)
- * and dropped, since no rule reads them.
+ * An OpenFeature evaluation context. `targetingKey` is the user id the
+ * shorthand's rules and buckets use; every attribute is available to flagd
+ * targeting rules (`{"var": "email"}`).
  */
-export const OfrepContext = v.object({ targetingKey: v.optional(v.pipe(v.string(), v.maxLength(256))) });
+export const OfrepContext = v.looseObject({ targetingKey: v.optional(v.pipe(v.string(), v.maxLength(256))) });
 /** OFREP's flag key: any string (one that cannot be a flag name is simply not found). */
 export const OfrepKeyParams = v.object({ key: v.string() });
 /** Unknown top-level fields are ignored rather than refused: later OFREP versions may add some. */
 export const OfrepRequest = v.object({ context: v.optional(OfrepContext) });
 
 /** The error codes of OFREP's error shape that this API answers. */
-export const OFREP_ERROR_CODES = ["PARSE_ERROR", "INVALID_CONTEXT", "FLAG_NOT_FOUND", "GENERAL"] as const;
+export const OFREP_ERROR_CODES = ["PARSE_ERROR", "INVALID_CONTEXT", "TARGETING_KEY_MISSING", "FLAG_NOT_FOUND", "GENERAL"] as const;
 export type OfrepErrorCode = (typeof OFREP_ERROR_CODES)[number];

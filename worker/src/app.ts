@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { Hono } from "hono/tiny";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "./env";
+import { MAX_BODY_BYTES } from "./contract";
 import { ApiError, errorResponse } from "./errors";
 import { withSecurityHeaders } from "./respond";
 import { cacheRoutes } from "./routes/cache";
@@ -24,8 +25,7 @@ export interface AppOptions {
 }
 export type Deps = Required<AppOptions>;
 
-/** Any request body larger than this is refused with 413. */
-export const MAX_BODY_BYTES = 16 * 1024;
+export { MAX_BODY_BYTES } from "./contract";
 
 /**
  * Methods whose requests may carry a body on a registered route. GET and HEAD

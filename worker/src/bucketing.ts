@@ -15,6 +15,9 @@ const utf8 = new TextEncoder();
  */
 export const bucketOf = (flag: string, userId: string): number => murmurHash3(utf8Bytes(`${flag}:${userId}`)) % BUCKETS;
 
+/** MurmurHash3_x86_32 (seed 0) of a string's UTF-8 bytes, without TextEncoder for ASCII text (flagd's `fractional` hashes this way). */
+export const murmurHash3OfText = (text: string): number => murmurHash3(utf8Bytes(text));
+
 /** Reused for ASCII keys (flag names always are, user ids nearly always): no allocation, no call into the runtime. */
 const asciiBuffer = new Uint8Array(1024);
 

@@ -6,6 +6,7 @@
  * it is imported by code that runs in workerd and by code that runs in Node.
  */
 import * as v from "valibot";
+import { type FlagDefinition, readDefinition, readEvaluator } from "./flags/model.ts";
 
 /** KV namespace bindings, in the order they are provisioned and listed. */
 export const KV_BINDINGS = ["SESSIONS", "CACHE", "CONFIG"] as const;
@@ -19,7 +20,7 @@ export const VARS = {
   /** Absolute session lifetime from createdAt; refreshes never extend a session past it. */
   sessionMaxLifetimeSeconds: "SESSION_MAX_LIFETIME_SECONDS",
   cacheTtlSeconds: "CACHE_TTL_SECONDS",
-  /** Comma-separated flag names that are declared as code in the stack config. */
+  /** Comma-separated names of the flags declared as code in the stack config, and `$<name>` for each evaluator declared there. */
   managedFlags: "MANAGED_FLAGS",
   /** sha256 of dist/worker.js, reported by /health. */
   bundleSha256: "BUNDLE_SHA256",
@@ -217,7 +218,7 @@ export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{32}$/;
 export const PRODUCT_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.:-]{1,128}$/;
 export const FLAG_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-export const KEY_PREFIX = { session: "session:", userSession: "user-session:", product: "product:", flag: "flag:" } as const;
+export const KEY_PREFIX = { session: "session:", userSession: "user-session:", product: "product:", flag: "flag:", evaluator: "evaluator:" } as const;
 
 /**
  * A session id is a bearer credential, so it is never a KV key: the session
@@ -239,6 +240,9 @@ export const legacySessionKey = (id: string) => `${KEY_PREFIX.session}${id}`;
 export const productKey = (id: string) => `${KEY_PREFIX.product}${id}`;
 export const flagKey = (name: string) => `${KEY_PREFIX.flag}${name}`;
 export const flagNameFromKey = (key: string) => key.slice(KEY_PREFIX.flag.length);
+/** A shared targeting rule (a flagd `$evaluators` entry), stored once and referenced by flags with `{"$ref": name}`. */
+export const evaluatorKey = (name: string) => `${KEY_PREFIX.evaluator}${name}`;
+export const evaluatorNameFromKey = (key: string) => key.slice(KEY_PREFIX.evaluator.length);
 
 /**
  * The per-user session index: `user-session:<h(userId)>:<h(sessionId)>`, h =
@@ -348,13 +352,18 @@ export function decodeSession(raw: string): SessionRecord | undefined {
 // Feature flags
 // ---------------------------------------------------------------------------
 
-export const Flag = v.strictObject({
-  enabled: v.boolean(),
-  percentage: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(100))),
-  allowedUsers: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(256))), v.maxLength(1000))),
-  metadata: v.optional(v.record(v.string(), v.unknown())),
-});
-export type Flag = v.InferOutput<typeof Flag>;
+/**
+ * A flag as the API, the stack file and KV hold it: flagd's definition format
+ * or the seed's shorthand (./flags/model). `Flag` is the shorthand's schema,
+ * the form older clients and stack files write.
+ */
+export { Shorthand as Flag } from "./flags/model.ts";
+export type { FlagDefinition } from "./flags/model.ts";
+
+/** Any request body larger than this is refused with 413. */
+export const MAX_BODY_BYTES = 16 * 1024;
+/** Flags and evaluators one import page (POST /api/features) may write: each is one KV put, and an invocation may make 1000 KV operations. */
+export const IMPORT_PAGE_MAX_ENTRIES = 500;
 
 /** KV caps metadata at 1024 bytes of serialised JSON. */
 export const KV_METADATA_MAX_BYTES = 1024;
@@ -362,29 +371,35 @@ export const KV_METADATA_MAX_BYTES = 1024;
 /**
  * Flag metadata: the whole flag when it fits, so that listing flags costs one
  * KV list per 1000 flags and no per-flag reads. A flag too large for metadata
- * (long allow-lists) is marked `oversize` and costs one extra read when listed.
+ * (long allow-lists, large rules) is marked `oversize` and costs one extra
+ * read when listed. Evaluators (`evaluator:<name>`) are stored the same way.
  */
-export type FlagMetadata = { flag: Flag } | { oversize: true };
+export type FlagMetadata = { flag: unknown } | { oversize: true };
 
-export function encodeFlag(flag: Flag): { value: string; metadata: FlagMetadata } {
-  const value = JSON.stringify(flag);
+const fitsMetadata = (metadata: object) => new TextEncoder().encode(JSON.stringify(metadata)).byteLength <= KV_METADATA_MAX_BYTES;
+
+export function encodeFlag(flag: FlagDefinition): { value: string; metadata: FlagMetadata } {
   const metadata: FlagMetadata = { flag };
-  const fits = new TextEncoder().encode(JSON.stringify(metadata)).byteLength <= KV_METADATA_MAX_BYTES;
-  return { value, metadata: fits ? metadata : { oversize: true } };
+  return { value: JSON.stringify(flag), metadata: fitsMetadata(metadata) ? metadata : { oversize: true } };
 }
 
-/** Decodes a stored flag value; undefined when it is not a valid flag. */
-export function decodeFlag(raw: string): Flag | undefined {
-  const parsed = v.safeParse(Flag, parseJson(raw));
-  return parsed.success ? parsed.output : undefined;
-}
+/** Decodes a stored flag value; undefined when it is not a flag in either form. */
+export const decodeFlag = (raw: string): FlagDefinition | undefined => readDefinition(parseJson(raw));
 
 /** The flag carried in list metadata, or undefined when it must be read from the value. */
-export function flagFromMetadata(metadata: unknown): Flag | undefined {
+export function flagFromMetadata(metadata: unknown): FlagDefinition | undefined {
   if (typeof metadata !== "object" || metadata === null || !("flag" in metadata)) return undefined;
-  const parsed = v.safeParse(Flag, metadata.flag);
-  return parsed.success ? parsed.output : undefined;
+  return readDefinition(metadata.flag);
 }
+
+/** An evaluator is stored like a flag: the rule as the value, and in the metadata when it fits. */
+export const encodeEvaluator = (rule: Record<string, unknown>) => {
+  const metadata: FlagMetadata = { flag: rule };
+  return { value: JSON.stringify(rule), metadata: fitsMetadata(metadata) ? metadata : ({ oversize: true } as FlagMetadata) };
+};
+export const decodeEvaluator = (raw: string) => readEvaluator(parseJson(raw));
+export const evaluatorFromMetadata = (metadata: unknown) =>
+  typeof metadata === "object" && metadata !== null && "flag" in metadata ? readEvaluator(metadata.flag) : undefined;
 
 // ---------------------------------------------------------------------------
 // Cached products

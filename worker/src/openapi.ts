@@ -10,10 +10,12 @@
  * this chain too, and asks for explicit extensions.
  */
 import { toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
-import type * as v from "valibot";
+import * as v from "valibot";
 import {
   EvaluationQuery,
+  FlagListQuery,
   FlagParams,
+  ImportQuery,
   OfrepKeyParams,
   OfrepRequest,
   PageQuery,
@@ -177,13 +179,22 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "get", path: "/api/features", operationId: "listFlags", tag: "flags", auth: "admin", scope: "read",
     summary: "List every flag with its rules",
-    description: "KV: 1 list per 1000 flags.",
-    responses: { 200: { description: "Every flag", schema: res.FlagList }, 401: unauthorized, 403: forbidden, 503: unavailable },
+    description: "KV: 1 list per 1000 flags (and per 1000 evaluators with `format=flagd`). `format=flagd`: one flagd document `{flags, $evaluators}`, what `npm run flags -- export` writes.",
+    query: FlagListQuery,
+    responses: { 200: { description: "Every flag (a flagd document with format=flagd)", schema: v.union([res.FlagList, res.FlagDocument]) }, 400: invalid, 401: unauthorized, 403: forbidden, 503: unavailable },
+  },
+  {
+    method: "post", path: "/api/features", operationId: "importFlags", tag: "flags", auth: "admin", scope: "flags:write",
+    summary: "Write one page of a flagd document (flags and $evaluators)",
+    description: "Every definition is checked with flagd's schema before any is written; at most 500 entries. `lenient=true`: rules the schema refuses are loaded with warnings, as flagd does. KV: 1 put each.",
+    query: ImportQuery,
+    body: res.FlagDocument,
+    responses: { 200: { description: "What was written", schema: res.ImportResult }, 400: invalid, 401: unauthorized, 403: forbidden, 409: managed, 413: tooLarge, 503: unavailable },
   },
   {
     method: "get", path: "/api/features/:name", operationId: "evaluateFlag", tag: "flags", auth: "public",
     summary: "Evaluate a flag for a user",
-    description: `KV: none while the isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get. Missing: off (DEFAULT).`,
+    description: `KV: none while the isolate trusts the flag (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get (+1 per $ref). Missing: off (DEFAULT). Typed flags add value and variant.`,
     params: FlagParams,
     query: EvaluationQuery,
     responses: { 200: { description: "The evaluation", schema: res.FlagEvaluation }, 400: invalid, 429: rateLimited, 503: unavailable },
@@ -191,9 +202,9 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "put", path: "/api/features/:name", operationId: "putFlag", tag: "flags", auth: "admin", scope: "flags:write",
     summary: "Create or replace a flag",
-    description: "KV: 1 put.",
+    description: "The shorthand or a flagd definition, checked with flagd's schema (400 names the flag and path). KV: 1 put (+1 get per $ref).",
     params: FlagParams,
-    body: Flag,
+    body: res.FlagDefinition,
     responses: { 200: { description: "The stored flag", schema: res.StoredFlag }, 400: invalid, 401: unauthorized, 403: forbidden, 409: managed, 413: tooLarge, 503: unavailable },
   },
   {
@@ -206,12 +217,13 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "post", path: "/ofrep/v1/evaluate/flags/:key", operationId: "ofrepEvaluateFlag", tag: "ofrep", auth: "public",
     summary: "OFREP: evaluate one flag (server providers)",
-    description: `OFREP 0.3.0 (server providers). The rules, buckets and isolate cache of GET /api/features/{name}; \`context.targetingKey\` is the user id. KV: none while trusted (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get. Metadata: strings, numbers, booleans.`,
+    description: `OFREP 0.3.0 (server providers). The rules and isolate cache of GET /api/features/{name}; the whole context reaches flagd rules. No value when the caller's default applies. KV: none while trusted (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get.`,
     params: OfrepKeyParams,
     body: OfrepRequest,
     responses: {
-      200: { description: "The evaluation: variant `on` or `off`", schema: res.OfrepEvaluation },
+      200: { description: "The evaluation", schema: res.OfrepEvaluation },
       400: { description: "PARSE_ERROR or INVALID_CONTEXT", schema: res.OfrepFailure },
+      500: { description: "GENERAL: the rule chose a variant the flag lacks", schema: res.OfrepFailure },
       404: { description: "FLAG_NOT_FOUND: the SDK returns the caller's default", schema: res.OfrepFailure },
       413: { description: `GENERAL: a request body over ${DOCUMENTED_MAX_BODY_BYTES} bytes`, schema: res.OfrepFailure },
       429: ofrepRateLimited(res.OfrepFailure),
@@ -221,7 +233,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "post", path: "/ofrep/v1/evaluate/flags", operationId: "ofrepEvaluateFlags", tag: "ofrep", auth: "public",
     summary: "OFREP: evaluate every flag (web providers)",
-    description: "OFREP 0.3.0 (web providers). KV: 1 list per 1000 flags. ETag: a hash of the answer. CORS: any origin.",
+    description: `OFREP 0.3.0 (web providers). From the isolate's copy of the flag set: KV lists at most once per ${FLAG_ISOLATE_TTL_SECONDS} s per isolate. ETag: a hash of the answer. CORS: any origin.`,
     requestHeaders: [{ name: "If-None-Match", description: "An earlier answer's ETag" }],
     body: OfrepRequest,
     responses: {

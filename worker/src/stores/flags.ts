@@ -1,7 +1,12 @@
 import {
+  decodeEvaluator,
   decodeFlag,
+  encodeEvaluator,
   encodeFlag,
-  type Flag,
+  evaluatorFromMetadata,
+  evaluatorKey,
+  evaluatorNameFromKey,
+  type FlagDefinition as Flag,
   FLAG_ISOLATE_TTL_SECONDS,
   flagFromMetadata,
   flagKey,
@@ -45,7 +50,76 @@ export function flagStore(kv: KVNamespace, timeoutMs: number) {
       } while (cursor);
       return flags;
     },
+    /** A shared rule (`$evaluators` entry); undefined when there is none. */
+    async getEvaluator(name: string): Promise<Record<string, unknown> | undefined> {
+      const raw = await kvCall(guard, "get", () => kv.get(evaluatorKey(name), { cacheTtl: READ_CACHE_TTL.flag }));
+      if (raw === null) return undefined;
+      const rule = decodeEvaluator(raw);
+      if (!rule) console.error(`CONFIG holds an invalid value for evaluator ${name}; treating it as missing`);
+      return rule;
+    },
+    putEvaluator: (name: string, rule: Record<string, unknown>) =>
+      kvCall(guard, "put", () => {
+        const { value, metadata } = encodeEvaluator(rule);
+        return kv.put(evaluatorKey(name), value, { metadata });
+      }),
+    deleteEvaluator: (name: string) => kvCall(guard, "delete", () => kv.delete(evaluatorKey(name))),
+    /** Every evaluator: one list call per 1000, an extra read only for a rule too large for metadata. */
+    async listEvaluators(): Promise<Record<string, Record<string, unknown>>> {
+      const evaluators: Record<string, Record<string, unknown>> = {};
+      let cursor: string | undefined;
+      do {
+        const page = await kvCall(guard, "list", () => kv.list({ prefix: KEY_PREFIX.evaluator, cursor }));
+        for (const key of page.keys) {
+          const name = evaluatorNameFromKey(key.name);
+          const rule = evaluatorFromMetadata(key.metadata) ?? (await this.getEvaluator(name));
+          if (rule) evaluators[name] = rule;
+        }
+        cursor = page.list_complete ? undefined : page.cursor;
+      } while (cursor);
+      return evaluators;
+    },
   };
+}
+
+/** Every flag and evaluator, as bulk evaluation and export need them. */
+export interface FlagSet {
+  flags: { name: string; flag: Flag }[];
+  evaluators: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * The whole flag set, trusted by this isolate for FLAG_ISOLATE_TTL_SECONDS,
+ * so that web providers polling the bulk route cost KV lists at most once
+ * per window per isolate instead of once per poll. A plain value, filled
+ * check-then-set: a request that finds it stale reads KV itself and never
+ * waits on another request's read (CONVENTIONS, "Each request is its own
+ * world"). A write through this isolate drops it.
+ */
+export class FlagSetCache {
+  #entry: { set: FlagSet; until: number } | undefined;
+  constructor(private readonly now: () => number) {}
+
+  get(): FlagSet | undefined {
+    return this.#entry && this.#entry.until > this.now() ? this.#entry.set : undefined;
+  }
+
+  /** Counts writes through this isolate; a read started before the latest one may predate it. */
+  #generation = 0;
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Keeps `set`, read when `generation` was current, unless a write has dropped the cache since. */
+  set(set: FlagSet, generation: number): void {
+    if (generation !== this.#generation) return;
+    this.#entry = { set, until: this.now() + FLAG_ISOLATE_TTL_SECONDS * 1000 };
+  }
+
+  drop(): void {
+    this.#entry = undefined;
+    this.#generation += 1;
+  }
 }
 
 /** Bound on cached flag names, so requests for many unknown names cannot grow the isolate's memory. */

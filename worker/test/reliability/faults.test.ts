@@ -23,6 +23,7 @@ const CASES: { route: string; request: () => Request }[] = [
   { route: "GET /api/features", request: () => new Request(`${BASE}/api/features`, { headers: admin }) },
   { route: "GET /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout?userId=u-1`) },
   { route: "PUT /api/features/:name", request: () => jsonRequest("PUT", "/api/features/checkout", { enabled: true }) },
+  { route: "POST /api/features", request: () => jsonRequest("POST", "/api/features", { flags: { checkout: { state: "ENABLED", variants: { on: true }, defaultVariant: "on" } } }) },
   { route: "DELETE /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout`, { method: "DELETE", headers: admin }) },
   { route: "POST /ofrep/v1/evaluate/flags/:key", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags/checkout", { context: { targetingKey: "u-1" } }) },
   { route: "POST /ofrep/v1/evaluate/flags", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags", { context: { targetingKey: "u-1" } }) },
