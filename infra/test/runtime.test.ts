@@ -256,6 +256,28 @@ describe("the optional secret adminTokenPrevious, through the CLI's config phase
   }, 60_000);
 });
 
+describe("the optional secret adminTokens (scoped tokens), through the CLI's config phase and the runtime", () => {
+  const TOKENS = JSON.stringify([{ name: "ci-purge", token: "purge-only-token-0123456789", scopes: ["cache:purge"] }]);
+
+  it("set with `pulumi config set --secret`: bound as secret_text ADMIN_TOKENS, the tokens never in plain text", async () => {
+    const run = await runProgram("dev", { commands: [...walkthrough.dev!, { key: "adminTokens", value: TOKENS, secret: true }] });
+    expect({ exitCode: run.exitCode, stderr: run.stderr, errors: run.logs.filter((l) => l.severity !== "info") }).toEqual({ exitCode: 0, stderr: "", errors: [] });
+    const bindings = run.registrations.flatMap(bindingsOf);
+    // In the secrets version as secret_text; each release inherits it from there.
+    expect(bindings.filter((b) => b.name === SECRETS.adminTokens && b.type !== "inherit")).toEqual([{ type: "secret_text", name: SECRETS.adminTokens, text: SECRET }]);
+    expect(JSON.stringify(run)).not.toContain("purge-only-token-0123456789");
+  }, 60_000);
+
+  it("set without --secret: the CLI lets it through (it has a default), so the program refuses it, naming the command", async () => {
+    const run = await runProgram("dev", { commands: [...walkthrough.dev!, { key: "adminTokens", value: TOKENS }] });
+    expect(run.exitCode).toBe(32);
+    expect(run.logs.filter((log) => log.severity === "error").map((log) => log.message)).toEqual([
+      `stack "dev", config key "${PROJECT}:adminTokens": is stored in plain text in Pulumi.dev.yaml; set it with \`pulumi config set --secret adminTokens '<json>' --stack dev\``,
+    ]);
+    expect(run.registrations.filter((r) => r.custom)).toEqual([]);
+  }, 60_000);
+});
+
 describe("the shipped stack files without the walkthrough's commands, as a first `pulumi preview` would run them", () => {
   it("without any: the CLI refuses the stack for the missing admin token before it starts the program", async () => {
     for (const stack of ["dev", "prod"]) {
