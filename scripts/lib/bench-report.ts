@@ -208,7 +208,7 @@ function soakLines(soak: SoakResults | undefined, runs: readonly SoakSummary[] =
     ...(soak.heapGrowth === undefined
       ? []
       : [
-          `- the Worker's live heap (the total of a heap snapshot through workerd's inspector, taken after a full GC) ${soak.heapAfterWarmupMiB} MiB after the warm-up, ${soak.heapAtEndMiB} MiB at the end: ${pct(soak.heapGrowth)} (limit 10 %); its flag cache, refresh hand-offs and origin back-off are bounded maps.`,
+          `- the Worker's live heap (the total of a heap snapshot through workerd's inspector, which V8 takes after a full GC, 2 s after the load stops; the least of three samples) ${soak.heapAfterWarmupMiB} MiB after the warm-up, ${soak.heapAtEndMiB} MiB at the end: ${pct(soak.heapGrowth)} (limit 10 %); its flag cache, refresh hand-offs and origin back-off are bounded maps.`,
         ]),
     `- workerd resident memory ${soak.rssAfterWarmupMiB} MiB after the warm-up, ${soak.rssAtEndMiB} MiB at the end: ${growth}. It includes Miniflare's KV, in the same process, which grows with the data the run stores (sessions, products) whatever the Worker does: see "Where the memory goes" in the analysis.`,
     "",
