@@ -16,6 +16,10 @@ export interface Env {
   BUNDLE_SHA256?: string;
   /** VERSION_METADATA_BINDING in ./contract; absent only where nothing supplies it. */
   CF_VERSION_METADATA?: VersionMetadata;
+  /** BACKUPS_BINDING and BACKUP_VARS in ./backup/format: the backups bucket and what goes into it. */
+  BACKUPS?: R2Bucket;
+  BACKUP_SCHEDULE?: string;
+  BACKUP_NAMESPACES?: string;
 }
 
 /** Per-request values set by middleware. */

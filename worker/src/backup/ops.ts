@@ -1,0 +1,49 @@
+/**
+ * Counting what one invocation spends. A Worker invocation may make 1000
+ * operations to external services, KV and R2 together, a bulk KV read counting
+ * once (developers.cloudflare.com/kv/platform/limits); local workerd does not
+ * enforce it, so the backup engine counts every call itself and stops short.
+ */
+
+/** The hard limit per invocation. */
+export const INVOCATION_OPS_LIMIT = 1000;
+/** What a backup or restore slice allows itself by default: headroom below the limit for the route or handler around it. */
+export const DEFAULT_OPS_BUDGET = 900;
+/** KV's bulk get takes at most this many keys. */
+export const BULK_GET_MAX = 100;
+
+/** A failure the routes turn into the `{error, code}` envelope; the scheduled handler logs it. */
+export class BackupError extends Error {
+  override name = "BackupError";
+  constructor(
+    readonly status: 400 | 404 | 409 | 502 | 503,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class OpsBudget {
+  used = 0;
+  constructor(readonly limit: number) {
+    if (limit > INVOCATION_OPS_LIMIT) throw new Error(`an ops budget above ${INVOCATION_OPS_LIMIT} would break KV's per-invocation limit`);
+  }
+  get remaining() {
+    return this.limit - this.used;
+  }
+  /**
+   * Counts one operation and runs it; a failure of the store is a 503 naming
+   * the store and the operation (never the key: it may be a session's).
+   */
+  async call<T>(what: string, op: () => Promise<T>): Promise<T> {
+    if (this.used >= this.limit) throw new Error(`ops budget of ${this.limit} exhausted before ${what} (a bug: slices check before each page)`);
+    this.used += 1;
+    try {
+      return await op();
+    } catch (error) {
+      console.error(`backup: ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+      throw new BackupError(503, "unavailable", `storage is unavailable (${what}); retry shortly`);
+    }
+  }
+}
