@@ -35,6 +35,8 @@ export interface BackupDeps {
   opsBudget?: number;
   /** Keys per KV list page, and so per part (at most 1000). */
   pageSize?: number;
+  /** Deadline of one KV or R2 operation. */
+  timeoutMs?: number;
 }
 
 /** How long one slice owns a run; another slice finding the lease held does nothing. */
@@ -54,7 +56,7 @@ export type SliceResult =
 export async function startBackup(deps: BackupDeps, namespaces: readonly KvBinding[], trigger: Trigger): Promise<SliceResult> {
   if (namespaces.length === 0) throw new BackupError(409, "backups_not_configured", "no namespaces are configured for backup (BACKUP_NAMESPACES)");
   const now = deps.now ?? Date.now;
-  const ops = new OpsBudget(deps.opsBudget ?? DEFAULT_OPS_BUDGET);
+  const ops = new OpsBudget(deps.opsBudget ?? DEFAULT_OPS_BUDGET, deps.timeoutMs);
   const current = await ops.call("BACKUPS.get", () => readJson<BackupState>(deps.bucket, statePath(deps.stack)));
   if (current) throw new BackupError(409, "backup_in_progress", `backup ${current.backupId} is still in progress; continue it or wait for it`);
   const state: BackupState = {
@@ -71,7 +73,7 @@ export async function startBackup(deps: BackupDeps, namespaces: readonly KvBindi
 }
 
 /** One slice of the run in progress, if there is one and no other slice holds it. */
-export const continueBackup = (deps: BackupDeps) => sliceWith(deps, new OpsBudget(deps.opsBudget ?? DEFAULT_OPS_BUDGET));
+export const continueBackup = (deps: BackupDeps) => sliceWith(deps, new OpsBudget(deps.opsBudget ?? DEFAULT_OPS_BUDGET, deps.timeoutMs));
 
 async function sliceWith(deps: BackupDeps, ops: OpsBudget): Promise<SliceResult> {
   const { bucket, stack } = deps;

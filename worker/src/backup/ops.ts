@@ -9,6 +9,8 @@
 export const INVOCATION_OPS_LIMIT = 1000;
 /** What a backup or restore slice allows itself by default: headroom below the limit for the route or handler around it. */
 export const DEFAULT_OPS_BUDGET = 900;
+/** One KV or R2 operation's deadline unless the caller gives its own (the routes give kvTimeoutMs). */
+export const DEFAULT_OP_TIMEOUT_MS = 10_000;
 /** KV's bulk get takes at most this many keys. */
 export const BULK_GET_MAX = 100;
 
@@ -26,7 +28,11 @@ export class BackupError extends Error {
 
 export class OpsBudget {
   used = 0;
-  constructor(readonly limit: number) {
+  constructor(
+    readonly limit: number,
+    /** Deadline of one operation: a store that hangs fails the slice (503) instead of holding it. */
+    readonly timeoutMs = DEFAULT_OP_TIMEOUT_MS,
+  ) {
     if (limit > INVOCATION_OPS_LIMIT) throw new Error(`an ops budget above ${INVOCATION_OPS_LIMIT} would break KV's per-invocation limit`);
   }
   get remaining() {
@@ -39,11 +45,17 @@ export class OpsBudget {
   async call<T>(what: string, op: () => Promise<T>): Promise<T> {
     if (this.used >= this.limit) throw new Error(`ops budget of ${this.limit} exhausted before ${what} (a bug: slices check before each page)`);
     this.used += 1;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
     try {
-      return await op();
+      return await Promise.race([op(), deadline]);
     } catch (error) {
       console.error(`backup: ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
       throw new BackupError(503, "unavailable", `storage is unavailable (${what}); retry shortly`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -33,6 +33,7 @@ export interface RestoreDeps {
   managedFlags: readonly string[];
   now?: () => number;
   opsBudget?: number;
+  timeoutMs?: number;
 }
 
 export interface RestoreRequest {
@@ -61,7 +62,7 @@ export async function restoreSlice(deps: RestoreDeps, request: RestoreRequest): 
   const { kv, bucket, stack } = deps;
   const { backupId, namespace, apply } = request;
   const now = deps.now ?? Date.now;
-  const ops = new OpsBudget(deps.opsBudget ?? DEFAULT_OPS_BUDGET);
+  const ops = new OpsBudget(deps.opsBudget ?? DEFAULT_OPS_BUDGET, deps.timeoutMs);
   const manifest = await ops.call("BACKUPS.get", () => readJson<NamespaceManifest>(bucket, manifestPath(stack, namespace, backupId)));
   if (!manifest) throw new BackupError(404, "not_found", `backup ${backupId} holds no finished copy of ${namespace}`);
 

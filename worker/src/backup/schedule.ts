@@ -13,7 +13,7 @@ import { BackupError } from "./ops.ts";
 /** What a stack is called in the bucket when ENVIRONMENT is unset. */
 const DEFAULT_STACK = "local";
 
-export type BackupOptions = Pick<BackupDeps, "now" | "opsBudget" | "pageSize">;
+export type BackupOptions = Pick<BackupDeps, "now" | "opsBudget" | "pageSize" | "timeoutMs">;
 
 /** The engine's dependencies from a Worker's bindings; a 503 when no bucket is bound. */
 export function backupDeps(env: Env, options: BackupOptions = {}): BackupDeps {
