@@ -30,8 +30,12 @@ const SOURCES = join(ROOT, "worker/src");
  * the Pulumi program must not build either, and works without dist/.
  */
 export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
-/** The production bundle's budget: the build fails above either size. */
-export const BUNDLE_BUDGET = { bytes: 64 * 1024, gzipBytes: 24 * 1024 } as const;
+/**
+ * The production bundle's budget: the build fails above either size. Raised
+ * from 64/24 KiB for the backup engine (issue 21: about 14 KiB minified, 5 KiB
+ * gzip), which must be in the Worker because its scheduled handler runs it.
+ */
+export const BUNDLE_BUDGET = { bytes: 72 * 1024, gzipBytes: 29 * 1024 } as const;
 
 export interface Manifest {
   /** File name of the bundle inside dist/, used as the Worker's main module. */

@@ -31,7 +31,7 @@ export const FlagParams = v.object({
 });
 /** A finished backup by id, or `latest`. */
 export const BackupParams = v.object({
-  id: v.union([v.literal("latest"), v.pipe(v.string(), v.regex(BACKUP_ID_PATTERN))], "must be a backup id (e.g. 2026-12-05T03-00-00Z-ab12) or latest"),
+  id: v.pipe(v.string(), v.regex(new RegExp(`^latest$|${BACKUP_ID_PATTERN.source}`), "must be a backup id (e.g. 2026-12-05T03-00-00Z-ab12) or latest")),
 });
 /** One slice of a restore; repeat with the returned `cursor` until `complete`. A dry run unless `apply` is true. */
 export const RestoreBody = v.strictObject({

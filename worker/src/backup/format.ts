@@ -10,8 +10,7 @@
  *   <stack>/_runs/<backup id>.json                      one finished run: every namespace's outcome
  *   <stack>/_state.json                                 the run in progress (its cursor); none when idle
  */
-import * as v from "valibot";
-import { describeIssues, KV_BINDINGS, type KvBinding } from "../contract.ts";
+import { KV_BINDINGS, type KvBinding } from "../contract.ts";
 
 /** The R2 bucket binding the Worker writes backups to. */
 export const BACKUPS_BINDING = "BACKUPS";
@@ -39,48 +38,6 @@ export const CONTINUE_CRON = "*/5 * * * *";
 
 /** CACHE is derivable from the origin: never backed up. */
 export const NEVER_BACKED_UP: readonly KvBinding[] = ["CACHE"];
-
-// ---------------------------------------------------------------------------
-// The `backups` stack setting
-// ---------------------------------------------------------------------------
-
-/** Five cron fields as Cloudflare's Cron Triggers take them (minute hour day-of-month month day-of-week). */
-const CRON_FIELD = /^(\*|\?|L|W|#|[0-9A-Za-z,\-/*#LW?]+)$/;
-export function isCron(expression: string): boolean {
-  const fields = expression.trim().split(/\s+/);
-  return fields.length === 5 && fields.every((field) => CRON_FIELD.test(field));
-}
-
-export const BackupsConfig = v.strictObject({
-  schedule: v.pipe(
-    v.string("must be a cron expression"),
-    v.check(isCron, "must be a cron expression of five fields, e.g. 0 3 * * * (daily at 03:00 UTC)"),
-    v.check((cron) => cron.trim() !== CONTINUE_CRON, `must differ from ${CONTINUE_CRON}, the continuation trigger`),
-  ),
-  retainDays: v.pipe(v.number("must be a number of days"), v.integer("must be a whole number of days"), v.minValue(1), v.maxValue(3650)),
-  namespaces: v.pipe(
-    v.array(
-      v.pipe(
-        v.string(),
-        v.check((name) => !NEVER_BACKED_UP.includes(name as KvBinding), "CACHE is never backed up: it is derivable from the origin"),
-        v.picklist(KV_BINDINGS.filter((b) => !NEVER_BACKED_UP.includes(b)), `must be one of ${KV_BINDINGS.filter((b) => !NEVER_BACKED_UP.includes(b)).join(", ")}`),
-      ),
-    ),
-    v.check((names) => new Set(names).size === names.length, "must not repeat a namespace"),
-  ),
-  /** Bucket lock: backups cannot be deleted or overwritten before retainDays (immutable backups). */
-  lock: v.optional(v.boolean("must be true or false"), false),
-});
-export type BackupsConfig = v.InferOutput<typeof BackupsConfig>;
-
-export const DEFAULT_BACKUPS: BackupsConfig = { schedule: "0 3 * * *", retainDays: 30, namespaces: ["CONFIG", "SESSIONS"], lock: false };
-
-/** The setting, validated; throws an Error naming each invalid field. */
-export function parseBackupsConfig(raw: unknown): BackupsConfig {
-  const parsed = v.safeParse(BackupsConfig, raw);
-  if (!parsed.success) throw new Error(describeIssues(parsed.issues));
-  return { ...parsed.output, namespaces: parsed.output.namespaces as KvBinding[] } as BackupsConfig;
-}
 
 /** The namespaces a Worker backs up, from BACKUP_NAMESPACES; unknown names and CACHE are dropped. */
 export function namespacesFrom(raw: string | undefined): KvBinding[] {
@@ -180,16 +137,18 @@ export function newBackupId(now: number, random: () => number = Math.random): st
 
 export const encodeRecord = (record: BackupRecord) => JSON.stringify(record);
 
-const Record_ = v.object({ key: v.string(), value: v.string(), metadata: v.optional(v.unknown()), expiration: v.optional(v.number()) });
-/** A part's lines, checked: a backup is input too. */
+/** A part's lines, checked: a backup is input too (checked by hand: a schema here would cost the bundle). */
 export function decodePart(text: string): BackupRecord[] {
   const records: BackupRecord[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "") continue;
-    const parsed = v.safeParse(Record_, JSON.parse(line));
-    if (!parsed.success) throw new Error(`a line is not a backup record: ${describeIssues(parsed.issues)}`);
-    records.push(parsed.output);
-  }
+  text.split("\n").forEach((line, i) => {
+    if (line === "") return;
+    const record = JSON.parse(line) as Partial<BackupRecord> | null;
+    const valid =
+      typeof record === "object" && record !== null && typeof record.key === "string" && typeof record.value === "string" &&
+      (record.expiration === undefined || typeof record.expiration === "number");
+    if (!valid) throw new Error(`line ${i + 1} is not a backup record {key, value, metadata?, expiration?}`);
+    records.push(record as BackupRecord);
+  });
   return records;
 }
 
