@@ -19,6 +19,7 @@ import { type Flag, KV_BINDINGS, LOCAL_VERSION_METADATA, SECRETS, VARS, VERSION_
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 import { localWorker } from "./lib/local-worker";
+import { BACKUPS_BINDING } from "../worker/src/backup/format";
 
 export const DEFAULT_STACK = "dev";
 export const DEFAULT_PORT = 8787;
@@ -96,6 +97,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         compatibilityDate: localCompatibilityDate(settings.compatibilityDate, log),
         compatibilityFlags: settings.compatibilityFlags,
         kv: Object.fromEntries(KV_BINDINGS.map((binding) => [binding, binding])),
+        // Persisted next to KV (.data/<stack>/r2), so a backup outlives the damage it is for.
+        r2: { [BACKUPS_BINDING]: settings.backupBucketName },
         text: {
           ...vars,
           [SECRETS.adminToken]: adminToken,
@@ -110,7 +113,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   try {
     const ready = await mf.ready;
     const secrets = [SECRETS.adminToken, ...(options.adminTokenPrevious ? [SECRETS.adminTokenPrevious] : [])];
-    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
+    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; R2: ${BACKUPS_BINDING} (${settings.backupBucketName}); secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
     if (managedFlags.length > 0) {
       await seedFlags(mf, settings.flags);
