@@ -355,9 +355,9 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.sessionMaxLifetimeSeconds]: String(config.sessionMaxLifetimeSeconds),
     [VARS.cacheTtlSeconds]: String(config.cacheTtlSeconds),
     [VARS.managedFlags]: Object.keys(config.flags).join(","),
+    [VARS.bundleSha256]: bundleSha256,
     [BACKUP_VARS.schedule]: config.backups.schedule,
     [BACKUP_VARS.namespaces]: config.backups.namespaces.join(","),
-    [VARS.bundleSha256]: bundleSha256,
   };
 }
 

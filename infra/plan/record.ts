@@ -19,6 +19,8 @@ export interface RecordedBinding {
   text?: string;
   /** `inherit` bindings: the version the value comes from. */
   versionId?: string;
+  /** `r2_bucket` bindings: the bucket's name. */
+  bucketName?: string;
 }
 
 export interface RecordedResource {

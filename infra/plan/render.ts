@@ -62,6 +62,8 @@ function details(resource: RecordedResource, titles: Map<string, string>, versio
               return `binding ${b.name} ← ${version(b.versionId)} (inherit)`;
             case "version_metadata":
               return `binding ${b.name} (version_metadata)`;
+            case "r2_bucket":
+              return `binding ${b.name} → bucket ${b.bucketName} (r2_bucket)`;
             default:
               return `binding ${b.name} = ${JSON.stringify(b.text)} (${b.type})`;
           }

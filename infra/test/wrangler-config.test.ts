@@ -32,6 +32,8 @@ describe("wrangler config from stack outputs", () => {
     expect(config.vars).toMatchObject({ ENVIRONMENT: "dev", ORIGIN_URL: "https://dummyjson.com", MANAGED_FLAGS: "new-checkout,dark-mode" });
     expect(config.vars).not.toHaveProperty("ADMIN_TOKEN");
     expect(config.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
+    expect(config.r2_buckets).toEqual([{ binding: "BACKUPS", bucket_name: "kv-worker-stack-dev-backups" }]);
+    expect(config.triggers).toEqual({ crons: ["0 3 * * *", "*/5 * * * *"] });
   });
 
   it("runs Worker Previews on the preview namespaces, as ENVIRONMENT=preview, without flags as code", () => {
