@@ -3,9 +3,16 @@
  * monthly KV bill, per scenario and for a mix of scenarios.
  *
  *   npm run cost -- --requests-per-month 10000000 [--mix flag-eval=0.6,session-read=0.3,cache-hit=0.1] [--results bench/results.json]
+ *                   [--stack dev] [--backup-keys 10000] [--backup-bytes-per-key 300]
+ *
+ * Then the stack's scheduled backups (its `backups` setting): KV reads and
+ * lists, R2 operations and storage, for `--backup-keys` keys in the backed-up
+ * namespaces.
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { loadStackConfig } from "../infra/stack-file";
+import { backupCost } from "./lib/backup-cost";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { type BenchResults, RESULTS_PATH } from "./lib/bench-report";
 import type { KvOps, OpKind } from "./lib/bench-stack";
@@ -135,6 +142,18 @@ export function renderCost(results: BenchResults, requests: number, mix: Record<
   ].join("\n");
 }
 
+/** The backups paragraph: what the stack's schedule and retention cost for `keys` keys. */
+export function renderBackupCost(stack: string, keys: number, bytesPerKey: number): string {
+  const { backups } = loadStackConfig(stack);
+  const cost = backupCost({ backups, keys, bytesPerKey });
+  return [
+    `Backups of stack ${stack} (${backups.namespaces.join(", ")} on "${backups.schedule}", kept ${backups.retainDays} days), ${count(keys)} keys of about ${bytesPerKey} B:`,
+    `  ${cost.runsPerMonth} runs a month, ${cost.slicesPerRun} slice${cost.slicesPerRun === 1 ? "" : "s"} each; KV ${count(cost.kv.reads)} reads + ${count(cost.kv.lists)} lists = ${usd(cost.kv.usd)};`,
+    `  R2 ${count(cost.r2.classA)} class A + ${count(cost.r2.classB)} class B operations, ${round(cost.r2.gbMonth)} GB-month stored = ${usd(cost.r2.usd)} (${usd(cost.r2.usdAfterIncluded)} after R2's included 1M class A, 10M class B, 10 GB).`,
+    `  Total ${usd(cost.usd)} a month at list price.`,
+  ].join("\n");
+}
+
 const round = (n: number) => Math.round(n * 1000) / 1000;
 const usd = (n: number) => `$${n.toFixed(2)}`;
 const count = (n: number) => (n >= 1e6 ? `${round(n / 1e6)}M` : n >= 1e3 ? `${round(n / 1e3)}k` : String(round(n)));
@@ -142,15 +161,29 @@ const count = (n: number) => (n >= 1e6 ? `${round(n / 1e6)}M` : n >= 1e3 ? `${ro
 if (isMain(import.meta.url)) {
   runCommand("cost", async () => {
     const { values } = parseFlags(() =>
-      parseArgs({ options: { "requests-per-month": { type: "string" }, mix: { type: "string" }, results: { type: "string" } } }),
+      parseArgs({
+        options: {
+          "requests-per-month": { type: "string" },
+          mix: { type: "string" },
+          results: { type: "string" },
+          stack: { type: "string", default: "dev" },
+          "backup-keys": { type: "string", default: "10000" },
+          "backup-bytes-per-key": { type: "string", default: "300" },
+        },
+      }),
     );
     const requests = Number(values["requests-per-month"]);
     if (!values["requests-per-month"] || !Number.isFinite(requests) || requests < 0) {
       throw new CliError("give --requests-per-month <number>, e.g. --requests-per-month 10000000");
     }
+    const backupKeys = Number(values["backup-keys"]);
+    const bytesPerKey = Number(values["backup-bytes-per-key"]);
+    if (!Number.isInteger(backupKeys) || backupKeys < 0) throw new CliError("--backup-keys must be a whole number of keys");
+    if (!Number.isFinite(bytesPerKey) || bytesPerKey <= 0) throw new CliError("--backup-bytes-per-key must be a positive number");
     const mix = values.mix ? parseMix(values.mix) : DEFAULT_MIX;
     const { results, notes } = withDesignOps(await readResults(values.results));
     console.log(renderCost(results, requests, mix));
     if (notes.length > 0) console.log(["", ...notes].join("\n"));
+    console.log(["", renderBackupCost(values.stack, backupKeys, bytesPerKey)].join("\n"));
   });
 }

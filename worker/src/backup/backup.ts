@@ -23,7 +23,7 @@ import {
   statePath,
   type Trigger,
 } from "./format.ts";
-import { BackupError, BULK_GET_MAX, DEFAULT_OPS_BUDGET, OpsBudget } from "./ops.ts";
+import { BackupError, BULK_GET_MAX, DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE, OpsBudget } from "./ops.ts";
 
 export interface BackupDeps {
   kv: Readonly<Record<KvBinding, KVNamespace>>;
@@ -41,7 +41,6 @@ export interface BackupDeps {
 
 /** How long one slice owns a run; another slice finding the lease held does nothing. */
 export const LEASE_MS = 120_000;
-export const DEFAULT_PAGE_SIZE = 1000;
 
 export type SliceResult =
   | { status: "idle"; ops: number }

@@ -11,6 +11,8 @@ export const INVOCATION_OPS_LIMIT = 1000;
 export const DEFAULT_OPS_BUDGET = 900;
 /** One KV or R2 operation's deadline unless the caller gives its own (the routes give kvTimeoutMs). */
 export const DEFAULT_OP_TIMEOUT_MS = 10_000;
+/** Keys per KV list page (KV's maximum), and so per backup part. */
+export const DEFAULT_PAGE_SIZE = 1000;
 /** KV's bulk get takes at most this many keys. */
 export const BULK_GET_MAX = 100;
 
@@ -45,7 +47,7 @@ export class OpsBudget {
   async call<T>(what: string, op: () => Promise<T>): Promise<T> {
     if (this.used >= this.limit) throw new Error(`ops budget of ${this.limit} exhausted before ${what} (a bug: slices check before each page)`);
     this.used += 1;
-    let timer: ReturnType<typeof setTimeout> | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
     });
@@ -55,7 +57,7 @@ export class OpsBudget {
       console.error(`backup: ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
       throw new BackupError(503, "unavailable", `storage is unavailable (${what}); retry shortly`);
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
     }
   }
 }
