@@ -8,7 +8,7 @@
  */
 import type { BackupsConfig } from "../../worker/src/backup/config";
 import { CONTINUE_CRON } from "../../worker/src/backup/format";
-import { BULK_GET_MAX, DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE } from "../../worker/src/backup/ops";
+import { DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE, pagesPerSlice } from "../../worker/src/backup/ops";
 
 /** R2 Standard storage, from https://developers.cloudflare.com/r2/pricing/ (checked 2026-12-05). */
 export const R2_PRICING = {
@@ -72,8 +72,8 @@ export function backupCost({ backups, keys, bytesPerKey }: BackupCostInput): Bac
   const runsPerMonth = cronRunsPerMonth(backups.schedule);
   const namespaces = backups.namespaces.length;
   const pages = Math.max(namespaces, Math.ceil(keys / DEFAULT_PAGE_SIZE));
-  const pageCost = 1 + Math.ceil(DEFAULT_PAGE_SIZE / BULK_GET_MAX) + 3;
-  const slicesPerRun = Math.max(1, Math.ceil(pages / Math.floor((DEFAULT_OPS_BUDGET - 4) / pageCost)));
+  const first = pagesPerSlice(DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE, true);
+  const slicesPerRun = 1 + Math.max(0, Math.ceil((pages - first) / pagesPerSlice(DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE)));
   // Per run: KV reads every key once (bulk reads bill per key) and lists once per page.
   const kvReads = keys * runsPerMonth;
   const kvLists = pages * runsPerMonth;

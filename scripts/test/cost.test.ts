@@ -69,7 +69,7 @@ describe("backups", () => {
   it("prices 100,000 keys backed up daily: every key read once a run (bulk reads bill per key), a list per 1000, R2 writes per part", () => {
     const cost = backupCost({ backups, keys: 100_000, bytesPerKey: 300 });
     expect(cost.runsPerMonth).toBe(30);
-    // 100 pages of 14 operations, 64 to a 900-operation slice.
+    // 100 pages of 13 operations, 68 in a run's first 900-operation slice.
     expect(cost.slicesPerRun).toBe(2);
     expect(cost.kv).toEqual({ reads: 3_000_000, lists: 3000, usd: 3 * 0.5 + 0.003 * 5 });
     // Per run: state, 2 leases, 100 parts + 100 state saves, 2 manifests, the run record.

@@ -1,7 +1,7 @@
 import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { type BackupDeps, continueBackup, startBackup } from "../src/backup/backup";
+import { type BackupDeps, continueBackup, LEASE_MS, startBackup } from "../src/backup/backup";
 import { CONTINUE_CRON, decodePart, manifestPath, type NamespaceManifest, partPath, runPath, sha256Hex, statePath } from "../src/backup/format";
 import { INVOCATION_OPS_LIMIT } from "../src/backup/ops";
 import { type RestoreCursor, type RestoreSlice, restoreSlice } from "../src/backup/restore";
@@ -246,6 +246,42 @@ describe("KV backups to R2", () => {
     expect(run.namespaces[0]).toMatchObject({ namespace: "CONFIG", status: "complete", keys: 1 });
     expect(run.namespaces[1]).toMatchObject({ namespace: "SESSIONS", status: "refused", reason: expect.stringMatching(/raw session ids/) });
     expect((await env.BACKUPS!.list({ prefix: "raw/SESSIONS/" })).objects).toEqual([]);
+  });
+
+  it("under a bucket lock, a part left by a slice that died before saving its state goes under the next number", async () => {
+    await putMany(env.CONFIG, 30, (i) => `k:${String(i).padStart(2, "0")}`, { metadata: { m: 1 } });
+    const before = await snapshot(env.CONFIG);
+    const real = env.BACKUPS!;
+    let statePuts = 0;
+    const failing = new Set([3, 4]); // the save after part-0001, and the hand-back after that failure
+    // R2's bucket lock: an object under a locked prefix cannot be overwritten.
+    const locked = new Proxy(real, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as (...args: unknown[]) => unknown;
+        if (prop !== "put") return value.bind(target);
+        return async (key: string, ...rest: unknown[]) => {
+          if (key.endsWith("_state.json") && failing.has(++statePuts)) throw new Error("R2 put failed: 500 Internal Error");
+          if (key.includes("/part-") && (await target.head(key))) throw new Error("R2 put failed: 403 the object is locked");
+          return value.call(target, key, ...rest);
+        };
+      },
+    });
+    const deps: BackupDeps = { ...backupDeps(env), bucket: locked, stack: "locked", pageSize: 10 };
+    await expect(startBackup(deps, ["CONFIG"], "admin")).rejects.toMatchObject({ status: 503 });
+    expect((await real.list({ prefix: "locked/CONFIG/" })).objects.map((o) => o.key.split("/").at(-1))).toEqual(["part-0001.ndjson"]);
+
+    // The next slice, once the dead slice's lease has lapsed, starts the namespace over.
+    const later = { ...deps, now: () => Date.now() + LEASE_MS + 1000 };
+    let result = await continueBackup(later);
+    while (result.status === "running") result = await continueBackup(later);
+    expect(result.status).toBe("complete");
+    const manifest = await (await real.get(manifestPath("locked", "CONFIG", result.status === "complete" ? result.backupId : "")))!.json<NamespaceManifest>();
+    expect(manifest.parts.map((p) => p.name)).toEqual(["part-0002.ndjson", "part-0003.ndjson", "part-0004.ndjson"]);
+    expect(manifest.keys).toBe(30);
+
+    await clear(env.CONFIG);
+    await restoreAll({ ...deps, bucket: real }, manifest.backupId, "CONFIG", true);
+    expectSameData(await snapshot(env.CONFIG), before);
   });
 
   it("refuses to restore from a part that does not match its sha256", async () => {

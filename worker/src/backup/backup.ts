@@ -12,6 +12,7 @@ import {
   type BackupState,
   encodeRecord,
   manifestPath,
+  type NamespaceProgress,
   type NamespaceManifest,
   newBackupId,
   partName,
@@ -23,7 +24,7 @@ import {
   statePath,
   type Trigger,
 } from "./format.ts";
-import { BackupError, BULK_GET_MAX, DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE, OpsBudget } from "./ops.ts";
+import { BackupError, BULK_GET_MAX, DEFAULT_OPS_BUDGET, DEFAULT_PAGE_SIZE, OpsBudget, pageReserve } from "./ops.ts";
 
 export interface BackupDeps {
   kv: Readonly<Record<KvBinding, KVNamespace>>;
@@ -101,9 +102,7 @@ async function sliceWith(deps: BackupDeps, ops: OpsBudget): Promise<SliceResult>
     throw error;
   }
   const sliceStarted = now();
-  // list + bulk gets + part + state (or manifest and state); then the run record and the state's removal.
-  const pageCost = 1 + Math.ceil(pageSize / BULK_GET_MAX) + 3;
-  const finishCost = 2;
+  const reserve = pageReserve(pageSize);
 
   try {
     for (const ns of state.namespaces) {
@@ -112,7 +111,7 @@ async function sliceWith(deps: BackupDeps, ops: OpsBudget): Promise<SliceResult>
       ns.startedAt ??= new Date(now()).toISOString();
       const kv = deps.kv[ns.namespace];
       for (;;) {
-        if (ops.remaining < pageCost + finishCost || now() - sliceStarted > LEASE_MS / 2) {
+        if (ops.remaining < reserve || now() - sliceStarted > LEASE_MS / 2) {
           await save(0);
           return { status: "running", backupId: state.backupId, state, ops: ops.used };
         }
@@ -131,14 +130,8 @@ async function sliceWith(deps: BackupDeps, ops: OpsBudget): Promise<SliceResult>
         if (records.length > 0) {
           const text = `${records.map(encodeRecord).join("\n")}\n`;
           const bytes = new TextEncoder().encode(text) as Uint8Array<ArrayBuffer>;
-          const name = partName(ns.parts.length + 1);
           const sha256 = await sha256Hex(bytes);
-          await ops.call("BACKUPS.put", () =>
-            bucket.put(partPath(stack, ns.namespace, state.backupId, name), bytes, {
-              httpMetadata: { contentType: "application/x-ndjson" },
-              sha256,
-            }),
-          );
+          const name = await writePart(ops, bucket, (n) => partPath(stack, ns.namespace, state.backupId, partName(n)), ns, bytes, sha256);
           ns.parts.push({ name, keys: records.length, bytes: bytes.byteLength, sha256, firstKey: records[0]!.key, lastKey: records.at(-1)!.key });
           ns.keys += records.length;
           ns.bytes += bytes.byteLength;
@@ -196,6 +189,34 @@ async function sliceWith(deps: BackupDeps, ops: OpsBudget): Promise<SliceResult>
   );
   await ops.call("BACKUPS.delete", () => bucket.delete(statePath(stack)));
   return { status: "complete", backupId: state.backupId, run, ops: ops.used };
+}
+
+/**
+ * Writes a page's part as the next part-NNNN. A slice that failed after
+ * writing a part and before saving the state leaves that part behind; under a
+ * bucket lock it cannot be overwritten, so the part goes under the next
+ * number instead (the manifest lists only the parts it uses).
+ */
+async function writePart(
+  ops: OpsBudget,
+  bucket: R2Bucket,
+  path: (n: number) => string,
+  ns: NamespaceProgress,
+  bytes: Uint8Array<ArrayBuffer>,
+  sha256: string,
+): Promise<string> {
+  const next = (ns.parts.length > 0 ? Number(/\d+/.exec(ns.parts.at(-1)!.name)![0]) : 0) + 1;
+  const put = (n: number) => bucket.put(path(n), bytes, { httpMetadata: { contentType: "application/x-ndjson" }, sha256 });
+  try {
+    await ops.call("BACKUPS.put", () => put(next));
+    return partName(next);
+  } catch (error) {
+    const left = await ops.call("BACKUPS.head", () => bucket.head(path(next)));
+    if (!left) throw error;
+    console.warn(`backup: ${path(next)} is left from an interrupted slice and cannot be overwritten; writing part ${next + 1}`);
+    await ops.call("BACKUPS.put", () => put(next + 1));
+    return partName(next + 1);
+  }
 }
 
 /** Values for a list page, 100 keys per bulk read; a key deleted since the list is left out. */

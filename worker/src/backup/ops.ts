@@ -16,6 +16,21 @@ export const DEFAULT_PAGE_SIZE = 1000;
 /** KV's bulk get takes at most this many keys. */
 export const BULK_GET_MAX = 100;
 
+/** What a page makes: a list, the bulk reads, the part and the state (the last page also a manifest). */
+export const pageOps = (pageSize: number) => 1 + Math.ceil(pageSize / BULK_GET_MAX) + 2;
+/** What a slice keeps free before starting a page: the page, a manifest, 2 spare for a part left behind, and the run record and the state's removal. */
+export const pageReserve = (pageSize: number) => pageOps(pageSize) + 1 + 2 + 2;
+/** Pages one slice of `budget` makes (after reading and leasing the state; a run's first slice also creates it). */
+export function pagesPerSlice(budget: number, pageSize: number, first = false): number {
+  let used = first ? 4 : 2;
+  let pages = 0;
+  while (budget - used >= pageReserve(pageSize)) {
+    used += pageOps(pageSize);
+    pages += 1;
+  }
+  return pages;
+}
+
 /** A failure the routes turn into the `{error, code}` envelope; the scheduled handler logs it. */
 export class BackupError extends Error {
   override name = "BackupError";
