@@ -295,7 +295,7 @@ function parseBackups(raw: Record<string, unknown>, fail: (key: string, detail: 
 }
 
 /** The Worker's cron triggers: the backup schedule, and the continuation of a run larger than one invocation. */
-export const backupCrons = (config: StackConfig) => [config.backups.schedule, CONTINUE_CRON];
+export const backupCrons = (config: StackConfig) => (config.backups.namespaces.length === 0 ? [] : [config.backups.schedule, CONTINUE_CRON]);
 
 const ADOPTED_FIELDS = ["id", "title", "previewId", "previewTitle"] as const;
 

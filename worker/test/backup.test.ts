@@ -304,6 +304,10 @@ describe("KV backups to R2", () => {
     await tick(CONTINUE_CRON);
     expect((await env.BACKUPS!.list({ prefix: `${stack}/_runs/` })).objects).toEqual([]);
 
+    // With backups turned off (no namespaces), the schedule's tick starts nothing and does not fail.
+    await worker.scheduled(createScheduledController({ cron: env.BACKUP_SCHEDULE! }), { ...env, BACKUP_NAMESPACES: "" });
+    expect((await env.BACKUPS!.list({ prefix: `${stack}/` })).objects).toEqual([]);
+
     await tick(env.BACKUP_SCHEDULE!);
     const runs = (await env.BACKUPS!.list({ prefix: `${stack}/_runs/` })).objects;
     expect(runs).toHaveLength(1);

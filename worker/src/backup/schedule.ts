@@ -32,7 +32,11 @@ export const configuredNamespaces = (env: Env) => namespacesFrom(env.BACKUP_NAME
 export async function onCron(cron: string, env: Env, options: BackupOptions = {}): Promise<SliceResult> {
   const deps = backupDeps(env, options);
   let result: SliceResult;
-  if (cron.trim() === env.BACKUP_SCHEDULE?.trim()) {
+  if (cron.trim() === env.BACKUP_SCHEDULE?.trim() && configuredNamespaces(env).length === 0) {
+    // `backups.namespaces: []` turns backups off; a tick is then nothing to fail over.
+    console.warn("backup: no namespaces are configured (BACKUP_NAMESPACES is empty); nothing to back up");
+    result = await continueBackup(deps);
+  } else if (cron.trim() === env.BACKUP_SCHEDULE?.trim()) {
     try {
       result = await startBackup(deps, configuredNamespaces(env), "cron");
     } catch (error) {
