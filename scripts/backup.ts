@@ -9,7 +9,7 @@
  * The token may also come from ADMIN_TOKEN or .dev.vars.
  */
 import { parseArgs } from "node:util";
-import { type ApiClient, createApiClient } from "../client/index.ts";
+import { type ApiClient, ApiResponseError, createApiClient } from "../client/index.ts";
 import { CONTINUE_CRON } from "../worker/src/backup/format";
 import { SECRETS } from "../worker/src/contract";
 import { apiFailure, CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
@@ -37,7 +37,15 @@ export interface BackupSummary {
 export async function backup({ url, adminToken, wait = false, busyPauseMs = 2000, log = () => {} }: BackupOptions): Promise<BackupSummary> {
   const started = performance.now();
   const api = createApiClient({ baseUrl: url, adminToken, timeoutMs: 60_000 });
-  let slice = await api.startBackup().catch(apiFailure(url));
+  let slice = await api.startBackup().catch(async (error: unknown) => {
+    // A run already in progress (the cron's, or one interrupted): with --wait, drive that one to the end.
+    if (wait && error instanceof ApiResponseError && error.code === "backup_in_progress") {
+      log(`a backup is already in progress (${error.detail}); continuing it`);
+      return api.continueBackup().catch(apiFailure(url));
+    }
+    return apiFailure(url)(error);
+  });
+  if (slice.status === "idle") throw new CliError("the backup in progress finished meanwhile; run npm run backup again for a new one");
   const backupId = slice.backupId!;
   let slices = 1;
   log(progress(slices, slice));

@@ -46,6 +46,28 @@ describe("npm run backup, then npm run restore", () => {
     expect(await api.listFlags()).toEqual(before);
   }, 60_000);
 
+  it("with --wait, drives a run already in progress (here one left by an interrupted slice) to the end", async () => {
+    const bucket = await stack.mf.getR2Bucket("BACKUPS");
+    const backupId = "2026-12-05T03-00-00Z-left";
+    const state = {
+      backupId,
+      trigger: "cron",
+      startedAt: "2026-12-05T03:00:00.000Z",
+      leaseUntil: 0,
+      invocations: 1,
+      namespaces: [{ namespace: "CONFIG", status: "running", keys: 0, bytes: 0, parts: [] }],
+    };
+    await bucket.put("local/_state.json", JSON.stringify(state));
+    const without = await runScript("backup.ts", ["--url", stack.url], { ADMIN_TOKEN });
+    expect(without.code).toBe(1);
+    expect(without.stderr.trim()).toMatch(/^backup: POST \/api\/backups answered 409 \(backup_in_progress: backup 2026-12-05T03-00-00Z-left is still in progress/);
+    const waited = await runScript("backup.ts", ["--url", stack.url, "--wait"], { ADMIN_TOKEN });
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stdout).toMatch(/a backup is already in progress .*; continuing it/);
+    expect(waited.stdout).toMatch(/Backup 2026-12-05T03-00-00Z-left complete: CONFIG \d+ keys in 1 part; 1 slice/);
+    expect(await bucket.head("local/_state.json")).toBeNull();
+  }, 30_000);
+
   it("fails in one line with the Worker's answer for an unknown backup or a wrong token", async () => {
     const unknown = await runScript("restore.ts", ["--url", stack.url, "--from", "2020-01-01T00-00-00Z-abcd"], { ADMIN_TOKEN });
     expect(unknown.code).toBe(1);

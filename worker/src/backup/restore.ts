@@ -183,6 +183,10 @@ export async function restoreSlice(deps: RestoreDeps, request: RestoreRequest): 
     if (cursor.phase === "add" && cursor.part >= manifest.parts.length) break;
   }
   const complete = cursor.phase === "add" && cursor.part >= manifest.parts.length;
+  // A slice that could not afford one chunk would hand back its own cursor, and a caller would loop forever.
+  if (!complete && JSON.stringify(cursor) === JSON.stringify(request.cursor ?? { phase: "scan" })) {
+    throw new BackupError(503, "unavailable", `a restore slice of ${deps.opsBudget ?? DEFAULT_OPS_BUDGET} operations cannot make progress`);
+  }
   return { backupId, namespace, apply, complete, ...(complete ? {} : { cursor }), counts, sample, ops: ops.used };
 }
 
