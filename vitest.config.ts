@@ -1,6 +1,10 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { buildOpenApi } from "./worker/openapi-build.ts";
+import { BACKUP_VARS, BACKUPS_BINDING } from "./worker/src/backup/format.ts";
+
+/** The backup schedule the workerd tests run with (worker/test/backup.test.ts fires it). */
+const TEST_BACKUP_SCHEDULE = "0 3 * * *";
 import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, KV_BINDINGS, LOCAL_VERSION_METADATA, VERSION_METADATA_BINDING } from "./worker/src/contract.ts";
 
 /**
@@ -17,7 +21,9 @@ export default defineConfig({
             miniflare: {
               compatibilityDate: COMPATIBILITY_DATE,
               compatibilityFlags: [...COMPATIBILITY_FLAGS],
-              kvNamespaces: [...KV_BINDINGS],
+              // TEST_BULK: worker/test/backup.test.ts's 5,000 keys, seeded once, apart from the namespaces other tests clear.
+              kvNamespaces: [...KV_BINDINGS, "TEST_BULK"],
+              r2Buckets: [BACKUPS_BINDING],
               // Not bound under the Worker's limiter names, so other tests are not limited; the
               // rate-limit tests pass them in as PRODUCT_MISS_LIMITER and the rest (worker/test/rate-limits.test.ts).
               ratelimits: {
@@ -28,6 +34,8 @@ export default defineConfig({
                 ADMIN_TOKEN: "test-admin-token",
                 ENVIRONMENT: "test",
                 ORIGIN_URL: "https://origin.test",
+                [BACKUP_VARS.schedule]: TEST_BACKUP_SCHEDULE,
+                [BACKUP_VARS.namespaces]: "CONFIG,SESSIONS",
                 [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA },
               },
             },

@@ -18,12 +18,16 @@ import type * as v from "valibot";
 import type {
   FlagDefinition,
   FlagDocument,
+  BackupListing,
+  BackupRun,
+  BackupSlice,
   FlagEvaluation,
   FlagList,
   ImportResult,
   Health,
   Invalidated,
   PurgePage,
+  RestoreSlice,
   RevokePage,
   Session,
   SessionCreated,
@@ -52,6 +56,11 @@ export const CLIENT_OPERATIONS = {
   putFlag: ["PUT", "/api/features/:name", 200],
   deleteFlag: ["DELETE", "/api/features/:name", 204],
   importFlags: ["POST", "/api/features", 200],
+  listBackups: ["GET", "/api/backups", 200],
+  startBackup: ["POST", "/api/backups", 200],
+  continueBackup: ["POST", "/api/backups/continue", 200],
+  getBackup: ["GET", "/api/backups/:id", 200],
+  restoreBackup: ["POST", "/api/backups/:id/restore", 200],
 } as const satisfies Record<string, readonly [Method, string, number]>;
 type OperationId = keyof typeof CLIENT_OPERATIONS;
 
@@ -188,6 +197,16 @@ export function createApiClient(options: ApiClientOptions) {
     deleteFlag: async (name: string) => {
       await drain(await call("deleteFlag", { params: { name }, token: admin() }));
     },
+    /** The backup in progress, if any, and the newest finished ones. */
+    listBackups: async () => json<Out<typeof BackupListing>>(await call("listBackups", { token: admin() })),
+    /** Starts a backup and makes its first slice; `running` goes on at the next (`continueBackup`, or the cron). */
+    startBackup: async () => json<Out<typeof BackupSlice>>(await call("startBackup", { token: admin() })),
+    continueBackup: async () => json<Out<typeof BackupSlice>>(await call("continueBackup", { token: admin() })),
+    /** A finished backup by id, or `latest`. */
+    getBackup: async (id: string) => json<Out<typeof BackupRun>>(await call("getBackup", { params: { id }, token: admin() })),
+    /** One slice of a restore (a dry run unless `apply`); repeat with the returned cursor until `complete` (`npm run restore` does). */
+    restoreBackup: async (id: string, body: { namespace: "CONFIG" | "SESSIONS"; apply?: boolean; cursor?: string | undefined }) =>
+      json<Out<typeof RestoreSlice>>(await call("restoreBackup", { params: { id }, body, token: admin() })),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The stack: KV namespaces (and their preview twins), the Worker with its
- * version, deployment, routes and domains, and the flags declared as code.
+ * version, deployment, routes, domains and cron triggers, the flags declared
+ * as code, and the R2 bucket KV is backed up to.
  * Pulumi runs the default export; the tests and `npm run plan` run it on the
  * mock engine.
  */
@@ -8,11 +9,13 @@ import { join, relative } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { DIST, NO_BUILD_ENV, ensureBuilt, readManifest } from "../worker/build";
 import { rateLimitBindings } from "../worker/src/contract";
+import { BACKUPS_BINDING } from "../worker/src/backup/format";
+import { BackupBucket } from "./components/backup-bucket";
 import { FeatureFlags } from "./components/feature-flags";
 import { KvNamespaces } from "./components/kv-namespaces";
 import { type Bundle, WorkerService } from "./components/worker-service";
 import { readConfig } from "./config";
-import { customDomainUrls, primaryUrl, workerVars, workersDevUrl } from "./stack-file";
+import { backupCrons, customDomainUrls, primaryUrl, workerVars, workersDevUrl } from "./stack-file";
 
 /** Builds dist/ when it is missing or older than the Worker's sources, as `npm run build` does. */
 async function currentBundle(): Promise<Bundle> {
@@ -36,6 +39,13 @@ export default async function program(bundle?: Bundle) {
     adopted: config.adoptedNamespaces,
   });
   new FeatureFlags("flags", { accountId: config.accountId, namespaceId: namespaces.ids.CONFIG, flags: config.flags, evaluators: config.evaluators });
+  const backups = new BackupBucket("backups", {
+    accountId: config.accountId,
+    bucketName: config.backupBucketName,
+    stack: config.stack,
+    backups: config.backups,
+    protect: config.protect,
+  });
   const worker = new WorkerService("worker", {
     accountId: config.accountId,
     workerName: config.workerName,
@@ -55,6 +65,8 @@ export default async function program(bundle?: Bundle) {
     zoneName: config.zoneName,
     routes: config.routes,
     customDomains: config.customDomains,
+    r2Buckets: { [BACKUPS_BINDING]: backups.bucketName },
+    crons: backupCrons(config),
   });
 
   const devUrl = workersDevUrl(config);
@@ -74,6 +86,7 @@ export default async function program(bundle?: Bundle) {
     ...(config.workersDev ? { versionUrl: worker.versionUrl } : {}),
     namespaceIds: namespaces.ids,
     previewNamespaceIds: namespaces.previewIds,
+    backupBucket: backups.bucketName,
     adminToken: config.adminToken,
   };
 }

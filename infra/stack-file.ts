@@ -15,6 +15,8 @@ import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
 import { parseRollout, type Rollout } from "./rollout";
 import { definitionsOf, type FlagDocument, validateDocument } from "../worker/src/flags";
+import { BackupsConfig, DEFAULT_BACKUPS } from "../worker/src/backup/config";
+import { BACKUP_VARS, CONTINUE_CRON } from "../worker/src/backup/format";
 import {
   CACHE_TTL,
   COMPATIBILITY_DATE,
@@ -71,6 +73,10 @@ export interface StackConfig {
   evaluators: Record<string, Record<string, unknown>>;
   /** How traffic splits between the version this update uploads and the stable one. */
   rollout: Rollout;
+  /** Scheduled backups of KV to R2: schedule, retention, namespaces, bucket lock. */
+  backups: BackupsConfig;
+  /** The backups bucket's physical name. */
+  backupBucketName: string;
   /** Physical names of the KV namespaces, built here and nowhere else. */
   namespaceTitles: Record<KvBinding, { title: string; previewTitle: string }>;
   /** Existing namespaces (from a wrangler deployment) the program imports instead of creating, by binding. */
@@ -134,6 +140,7 @@ export const CONFIG_KEYS = [
   "rollout",
   "adoptedNamespaces",
   "rateLimits",
+  "backups",
 ] as const;
 export const SECRET_KEYS = ["adminToken", "adminTokenPrevious", "adminTokens"] as const;
 
@@ -237,6 +244,8 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
 
   const adoptedNamespaces = parseAdopted(read.object("adoptedNamespaces"), fail);
   const rateLimits = parseRateLimits(read.object("rateLimits"), fail);
+  // Pulumi.yaml's default (DEFAULT_BACKUPS, a test keeps them equal) when the key is absent, as the CLI merges it.
+  const backups = raw.backups === undefined ? DEFAULT_BACKUPS : parseBackups(read.object("backups"), fail);
 
   const namespaceTitles = Object.fromEntries(
     KV_BINDINGS.map((binding) => {
@@ -267,6 +276,8 @@ export function parseStackConfig(stack: string, raw: Record<string, unknown>, op
     flags,
     evaluators,
     rollout,
+    backups,
+    backupBucketName: physicalName(PROJECT, stack, "backups"),
     namespaceTitles,
     adoptedNamespaces,
     rateLimits,
@@ -332,6 +343,26 @@ function parseFlags(
   return { flags, evaluators };
 }
 
+/** `backups`, checked with the Worker's own schema; each issue names its field. */
+function parseBackups(raw: Record<string, unknown>, fail: (key: string, detail: string) => never): BackupsConfig {
+  const parsed = v.safeParse(BackupsConfig, raw);
+  if (!parsed.success) {
+    const [issue] = parsed.issues;
+    const path = v.getDotPath(issue);
+    const detail =
+      issue.expected === "never"
+        ? `unknown key; the keys are ${Object.keys(BackupsConfig.entries).join(", ")}`
+        : issue.received === "undefined"
+          ? "is required"
+          : issue.message;
+    fail(path ? `backups.${path}` : "backups", detail);
+  }
+  return parsed.output as BackupsConfig;
+}
+
+/** The Worker's cron triggers: the backup schedule, and the continuation of a run larger than one invocation. */
+export const backupCrons = (config: StackConfig) => (config.backups.namespaces.length === 0 ? [] : [config.backups.schedule, CONTINUE_CRON]);
+
 const ADOPTED_FIELDS = ["id", "title", "previewId", "previewTitle"] as const;
 
 function parseAdopted(raw: Record<string, unknown>, fail: (key: string, detail: string) => never): StackConfig["adoptedNamespaces"] {
@@ -392,6 +423,8 @@ export function workerVars(config: StackConfig, bundleSha256: string): Record<st
     [VARS.managedFlags]: managedNames(config).join(","),
     [VARS.bundleSha256]: bundleSha256,
     [VARS.rateLimits]: JSON.stringify(config.rateLimits.limits),
+    [BACKUP_VARS.schedule]: config.backups.schedule,
+    [BACKUP_VARS.namespaces]: config.backups.namespaces.join(","),
   };
 }
 

@@ -8,6 +8,7 @@
  * versions (`WorkerVersion`, same binding shape), and the traffic split on
  * `WorkersDeployment`, so the rules hold whichever of them the program uses.
  */
+import { BACKUP_VARS, BACKUPS_BINDING } from "../worker/src/backup/format";
 import { SECRETS } from "../worker/src/contract";
 
 export const TYPES = {
@@ -19,6 +20,9 @@ export const TYPES = {
   subdomain: "cloudflare:index/workersScriptSubdomain:WorkersScriptSubdomain",
   route: "cloudflare:index/workersRoute:WorkersRoute",
   domain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
+  bucket: "cloudflare:index/r2Bucket:R2Bucket",
+  lifecycle: "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle",
+  cron: "cloudflare:index/workersCronTrigger:WorkersCronTrigger",
 } as const;
 
 /** A resource as both the policy engine and the mock engine can describe it. */
@@ -64,6 +68,8 @@ interface Binding {
   type?: unknown;
   name?: unknown;
   namespaceId?: unknown;
+  text?: unknown;
+  bucketName?: unknown;
   /** Of an `inherit` binding: the version it inherits the value from. */
   versionId?: unknown;
 }
@@ -165,6 +171,45 @@ const protectedNamespaces: Rule = {
   },
 };
 
+/**
+ * Flags changed through the API exist nowhere but CONFIG, and KV has no
+ * backup of its own: a production stack must back CONFIG up, to a bucket it
+ * keeps, on a schedule, with a retention rule.
+ */
+const productionBacksUpConfig: Rule = {
+  name: "protected-stack-backs-up-config",
+  description: "A stack with protect on backs CONFIG up to a protected, retained R2 bucket with a lifecycle rule, on a cron schedule.",
+  enforcementLevel: "mandatory",
+  check(resources, context) {
+    const versions = ofType(resources, TYPES.script, TYPES.version);
+    // Without a Worker there is nothing to run a backup, and nothing to name.
+    if (!context.protect || versions.length === 0) return [];
+    const fix = `set kv-worker-stack:backups in ${stackFile(context)} with namespaces: [CONFIG, …] (docs/backups.md)`;
+    const owner = versions[0]!.name;
+    const all = bindings(resources);
+    const bound = all.filter(({ binding }) => binding.type === "r2_bucket" && binding.name === BACKUPS_BINDING);
+    const namespaces = all.find(({ binding }) => binding.type === "plain_text" && binding.name === BACKUP_VARS.namespaces)?.binding.text;
+    const out: Violation[] = [];
+    if (bound.length === 0) out.push({ resource: owner, message: `the Worker has no ${BACKUPS_BINDING} R2 binding, so nothing backs KV up; ${fix}` });
+    if (typeof namespaces !== "string" || !namespaces.split(",").includes("CONFIG")) {
+      out.push({ resource: owner, message: `CONFIG is not among the namespaces backed up (${BACKUP_VARS.namespaces}=${String(namespaces ?? "")}); ${fix}` });
+    }
+    if (!ofType(resources, TYPES.cron).some((r) => Array.isArray(r.inputs.schedules) && r.inputs.schedules.length > 0)) {
+      out.push({ resource: owner, message: `the Worker has no cron trigger, so no backup ever runs; ${fix}` });
+    }
+    const buckets = ofType(resources, TYPES.bucket);
+    for (const bucket of buckets) {
+      if (!bucket.protect || bucket.retainOnDelete === false) {
+        out.push({ resource: bucket.name, message: `the backups bucket is not ${bucket.protect ? "retained on delete" : "protected"} in a stack with protect: true; BackupBucket does it when protect is on` });
+      }
+    }
+    if (buckets.length > 0 && ofType(resources, TYPES.lifecycle).length === 0) {
+      out.push({ resource: buckets[0]!.name, message: "the backups bucket has no lifecycle rule, so retention is not enforced; BackupBucket adds one from backups.retainDays" });
+    }
+    return out;
+  },
+};
+
 const routesInZone: Rule = {
   name: "routes-in-stack-zone",
   description: "Routes and custom domains are inside the stack's zone.",
@@ -248,6 +293,7 @@ export const RULES: readonly Rule[] = [
   adminTokenSecret,
   noPlainTextSecrets,
   protectedNamespaces,
+  productionBacksUpConfig,
   routesInZone,
   deploymentSplit,
   workersDevInProtectedStack,

@@ -4,9 +4,16 @@
  *
  *   npm run cost -- --requests-per-month 10000000 [--mix flag-eval=0.6,session-read=0.3,cache-hit=0.1] [--results bench/results.json]
  *     [--bulk-pollers 10000 --poll-seconds 30 --isolates 100]   (OFREP bulk polling, before and after the isolate copy)
+ *                   [--stack dev] [--backup-keys 10000] [--backup-bytes-per-key 300]
+ *
+ * Then the stack's scheduled backups (its `backups` setting): KV reads and
+ * lists, R2 operations and storage, for `--backup-keys` keys in the backed-up
+ * namespaces.
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { loadStackConfig } from "../infra/stack-file";
+import { backupCost } from "./lib/backup-cost";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { type BenchResults, RESULTS_PATH } from "./lib/bench-report";
 import type { KvOps, OpKind } from "./lib/bench-stack";
@@ -171,6 +178,18 @@ export function renderBulkPolling(polling: BulkPolling): string {
   ].join("\n");
 }
 
+/** The backups paragraph: what the stack's schedule and retention cost for `keys` keys. */
+export function renderBackupCost(stack: string, keys: number, bytesPerKey: number): string {
+  const { backups } = loadStackConfig(stack);
+  const cost = backupCost({ backups, keys, bytesPerKey });
+  return [
+    `Backups of stack ${stack} (${backups.namespaces.join(", ")} on "${backups.schedule}", kept ${backups.retainDays} days), ${count(keys)} keys of about ${bytesPerKey} B:`,
+    `  ${cost.runsPerMonth} runs a month, ${cost.slicesPerRun} slice${cost.slicesPerRun === 1 ? "" : "s"} each; KV ${count(cost.kv.reads)} reads + ${count(cost.kv.lists)} lists = ${usd(cost.kv.usd)};`,
+    `  R2 ${count(cost.r2.classA)} class A + ${count(cost.r2.classB)} class B operations, ${round(cost.r2.gbMonth)} GB-month stored = ${usd(cost.r2.usd)} (${usd(cost.r2.usdAfterIncluded)} after R2's included 1M class A, 10M class B, 10 GB).`,
+    `  Total ${usd(cost.usd)} a month at list price.`,
+  ].join("\n");
+}
+
 const round = (n: number) => Math.round(n * 1000) / 1000;
 const usd = (n: number) => `$${n.toFixed(2)}`;
 const count = (n: number) => (n >= 1e6 ? `${round(n / 1e6)}M` : n >= 1e3 ? `${round(n / 1e3)}k` : String(round(n)));
@@ -186,6 +205,9 @@ if (isMain(import.meta.url)) {
           "bulk-pollers": { type: "string" },
           "poll-seconds": { type: "string" },
           isolates: { type: "string" },
+          stack: { type: "string", default: "dev" },
+          "backup-keys": { type: "string", default: "10000" },
+          "backup-bytes-per-key": { type: "string", default: "300" },
         },
       }),
     );
@@ -193,6 +215,10 @@ if (isMain(import.meta.url)) {
     if (!values["requests-per-month"] || !Number.isFinite(requests) || requests < 0) {
       throw new CliError("give --requests-per-month <number>, e.g. --requests-per-month 10000000");
     }
+    const backupKeys = Number(values["backup-keys"]);
+    const bytesPerKey = Number(values["backup-bytes-per-key"]);
+    if (!Number.isInteger(backupKeys) || backupKeys < 0) throw new CliError("--backup-keys must be a whole number of keys");
+    if (!Number.isFinite(bytesPerKey) || bytesPerKey <= 0) throw new CliError("--backup-bytes-per-key must be a positive number");
     const mix = values.mix ? parseMix(values.mix) : DEFAULT_MIX;
     const { results, notes } = withDesignOps(await readResults(values.results));
     console.log(renderCost(results, requests, mix));
@@ -208,5 +234,6 @@ if (isMain(import.meta.url)) {
       pollSeconds: positive("poll-seconds", DEFAULT_BULK_POLLING.pollSeconds),
       isolates: positive("isolates", DEFAULT_BULK_POLLING.isolates),
     })}`);
+    console.log(["", renderBackupCost(values.stack, backupKeys, bytesPerKey)].join("\n"));
   });
 }

@@ -19,6 +19,7 @@ import { type FlagDefinition, KV_BINDINGS, parseAdminTokens, rateLimitBindings, 
 import { BUNDLE_PATH, ROOT, ensureBuilt, formatKiB } from "./build";
 import { CliError, firstSet, isMain, parseFlags, readDevVars, runCommand } from "./lib/cli";
 import { localWorker } from "./lib/local-worker";
+import { BACKUPS_BINDING } from "../worker/src/backup/format";
 
 export const DEFAULT_STACK = "dev";
 /** The Worker's name inside the local workerd (its inspector target is `core:user:<name>`). */
@@ -109,6 +110,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         compatibilityDate: localCompatibilityDate(settings.compatibilityDate, log),
         compatibilityFlags: settings.compatibilityFlags,
         kv: Object.fromEntries(KV_BINDINGS.map((binding) => [binding, binding])),
+        // Persisted next to KV (.data/<stack>/r2), so a backup outlives the damage it is for.
+        r2: { [BACKUPS_BINDING]: settings.backupBucketName },
         text: {
           ...vars,
           [SECRETS.adminToken]: adminToken,
@@ -130,7 +133,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.adminTokenPrevious ? [SECRETS.adminTokenPrevious] : []),
       ...(named.tokens.length > 0 ? [`${SECRETS.adminTokens} (${named.tokens.map((t) => `${t.name}: ${t.scopes.join(" ")}`).join("; ")})`] : []),
     ];
-    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
+    log(`stack: ${stack}; KV: ${KV_BINDINGS.join(", ")}; R2: ${BACKUPS_BINDING} (${settings.backupBucketName}); secret${secrets.length > 1 ? "s" : ""}: ${secrets.join(", ")}`);
     log(`vars: ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(" ")}`);
     log(`rate limits per client (and per session for refreshes): ${limiters.map((l) => `${l.name} ${l.limit}/${l.period}s`).join(", ")}`);
     if (managedFlags.length > 0) {

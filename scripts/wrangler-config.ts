@@ -13,7 +13,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import * as v from "valibot";
-import { PLACEHOLDER_ID, type StackConfig, loadStackConfig, workerVars } from "../infra/stack-file";
+import { PLACEHOLDER_ID, type StackConfig, backupCrons, loadStackConfig, workerVars } from "../infra/stack-file";
+import { BACKUPS_BINDING } from "../worker/src/backup/format";
 import { KV_BINDINGS, VARS, VERSION_METADATA_BINDING, rateLimitBindings } from "../worker/src/contract";
 import { ROOT } from "./build";
 import { readArtifact } from "./lib/delivery-artifact";
@@ -77,6 +78,9 @@ export function wranglerConfig(config: StackConfig, outputs: Outputs, bundleSha2
       id: outputs.namespaceIds[binding],
       preview_id: outputs.previewNamespaceIds[binding],
     })),
+    // The backups bucket and crons, as the Pulumi program makes them; previews get neither (a preview never backs up).
+    r2_buckets: [{ binding: BACKUPS_BINDING, bucket_name: config.backupBucketName }],
+    triggers: { crons: backupCrons(config) },
     vars,
     version_metadata: { binding: VERSION_METADATA_BINDING },
     // The stack's Workers Rate Limiting bindings, as the Pulumi program provisions them.

@@ -34,9 +34,13 @@ export const NO_BUILD_ENV = "KV_WORKER_STACK_NO_BUILD";
  * The production bundle's budget: the build fails above either size. Raised
  * from 64 KiB / 24 KiB for the flag engine (issue 19): flagd's schema compiled
  * ahead of time is ~60 KiB minified / 7.5 KiB gzip, the JSON Logic engine and
- * flagd's operators ~2 KiB gzip (BENCHMARKS.md, "Flag engine").
+ * flagd's operators ~2 KiB gzip (BENCHMARKS.md, "Flag engine"). Then to
+ * 176 KiB / 48 KiB for the backup engine (issue 21), which the Worker's
+ * scheduled handler runs: ~17 KiB minified / 7.6 KiB gzip. Cloudflare's own
+ * limit is 3 MiB compressed; what the budget guards is startup time, which
+ * the bench measures against a fixed-200 Worker (target ≤ 1.5×).
  */
-export const BUNDLE_BUDGET = { bytes: 160 * 1024, gzipBytes: 40 * 1024 } as const;
+export const BUNDLE_BUDGET = { bytes: 176 * 1024, gzipBytes: 48 * 1024 } as const;
 
 export interface Manifest {
   /** File name of the bundle inside dist/, used as the Worker's main module. */

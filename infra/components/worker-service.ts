@@ -37,6 +37,10 @@ export interface WorkerServiceArgs {
   routes: string[];
   customDomains: string[];
   rollout: Rollout;
+  /** R2 bucket bindings, binding name → bucket name (the backups bucket). */
+  r2Buckets?: Record<string, pulumi.Input<string>>;
+  /** Cron Triggers of the Worker's scheduled handler; none when empty. */
+  crons?: readonly string[];
 }
 
 const MODULE_TYPE = "application/javascript+module";
@@ -124,6 +128,7 @@ export class WorkerService extends pulumi.ComponentResource {
         compatibilityFlags: [...args.compatibilityFlags],
         bindings: [
           ...KV_BINDINGS.map((binding) => ({ type: "kv_namespace", name: binding, namespaceId: args.namespaceIds[binding] })),
+          ...Object.entries(args.r2Buckets ?? {}).map(([binding, bucketName]) => ({ type: "r2_bucket", name: binding, bucketName })),
           ...Object.entries(args.vars).map(([varName, text]) => ({ type: "plain_text", name: varName, text })),
           { type: "inherit", name: SECRETS.adminToken, versionId: secrets.id },
           ...(args.adminTokenPrevious ? [{ type: "inherit", name: SECRETS.adminTokenPrevious, versionId: secrets.id }] : []),
@@ -172,6 +177,14 @@ export class WorkerService extends pulumi.ComponentResource {
           service: worker.name,
           ...(args.zoneId ? { zoneId: args.zoneId } : { zoneName: args.zoneName }),
         },
+        reach,
+      );
+    }
+    // Crons belong to the script, not a version: they fire on whatever is deployed.
+    if (args.crons?.length) {
+      new cloudflare.WorkersCronTrigger(
+        `${name}-cron`,
+        { accountId: args.accountId, scriptName: worker.name, schedules: args.crons.map((cron) => ({ cron })) },
         reach,
       );
     }

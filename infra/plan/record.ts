@@ -21,6 +21,8 @@ export interface RecordedBinding {
   versionId?: string;
   /** `ratelimit` bindings: the limit per period (seconds), counted in namespace `namespaceId`. */
   simple?: { limit: number; period: number };
+  /** `r2_bucket` bindings: the bucket's name. */
+  bucketName?: string;
 }
 
 export interface RecordedResource {

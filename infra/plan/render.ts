@@ -66,6 +66,8 @@ function details(resource: RecordedResource, titles: Map<string, string>, versio
               return `binding ${b.name} (version_metadata)`;
             case "ratelimit":
               return `binding ${b.name}: ${b.simple?.limit} per ${b.simple?.period} s, namespace ${b.namespaceId} (ratelimit)`;
+            case "r2_bucket":
+              return `binding ${b.name} → bucket ${b.bucketName} (r2_bucket)`;
             default:
               return `binding ${b.name} = ${JSON.stringify(b.text)} (${b.type})`;
           }

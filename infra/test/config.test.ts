@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { ROOT } from "../../worker/build";
+import { DEFAULT_BACKUPS } from "../../worker/src/backup/config";
 import { SNAPSHOT_BUNDLE } from "../../scripts/plan";
 import { recordStack } from "../plan/record";
 import { CONFIG_KEYS, ConfigError, PLACEHOLDER_ID, SECRET_KEYS, loadStackConfig, parseStackConfig, readStackFiles } from "../stack-file";
@@ -76,6 +77,21 @@ describe("stack config validation", () => {
   it("refuses a rollout percent that is not an integer from 0 to 100", () => {
     expectError({ ...prod(), rollout: { percent: 101 } }, "rollout.percent", /integer from 0 to 100/);
     expectError({ ...prod(), rollout: { percent: 12.5, stableVersionId: STABLE } }, "rollout.percent", /integer from 0 to 100/);
+  });
+  it("refuses a backups setting that backs up CACHE, names an unknown namespace, or has no valid schedule or retention", () => {
+    const backups = { schedule: "0 3 * * *", retainDays: 30, namespaces: ["CONFIG"] };
+    expectError({ ...prod(), backups: { ...backups, namespaces: ["CONFIG", "CACHE"] } }, "backups.namespaces.1", /CACHE is never backed up/);
+    expectError({ ...prod(), backups: { ...backups, namespaces: ["FLAGS"] } }, "backups.namespaces.0", /must be one of SESSIONS, CONFIG/);
+    expectError({ ...prod(), backups: { ...backups, schedule: "daily" } }, "backups.schedule", /five fields/);
+    expectError({ ...prod(), backups: { ...backups, retainDays: 0 } }, "backups.retainDays", /1/);
+    expectError({ ...prod(), backups: { ...backups, keep: 3 } }, "backups.keep", /unknown key; the keys are schedule, retainDays, namespaces, lock/);
+    expectError({ ...prod(), backups: { retainDays: 30, namespaces: [] } }, "backups.schedule", /is required/);
+  });
+  it("takes Pulumi.yaml's backups default when a stack sets none, and the same default in code", () => {
+    const project = parseYaml(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { config: { backups: { default: unknown } } };
+    expect(project.config.backups.default).toEqual(DEFAULT_BACKUPS);
+    expect(loadStackConfig("dev").backups).toEqual(DEFAULT_BACKUPS);
+    expect(loadStackConfig("prod").backups).toMatchObject({ namespaces: ["CONFIG", "SESSIONS"], lock: true });
   });
   it("refuses a stable version that is not a version id, and unknown rollout keys", () => {
     expectError({ ...prod(), rollout: { percent: 0, stableVersionId: "v1" } }, "rollout.stableVersionId", /version id/);

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { COMPATIBILITY_DATE, KV_BINDINGS, RATE_LIMIT_BINDINGS, RATE_LIMIT_NAMES, SECRETS, VARS, VERSION_METADATA_BINDING, decodeFlag, evaluatorKey, flagFromMetadata, flagKey } from "../../worker/src/contract";
 import { ROOT } from "../../worker/build";
+import { BACKUP_VARS, BACKUPS_BINDING, CONTINUE_CRON } from "../../worker/src/backup/format";
 import { SNAPSHOT_BUNDLE, checkPolicies } from "../../scripts/plan";
 import { type RecordedBinding, type Recording, SECRET, findResource, recordStack } from "../plan/record";
 import { trafficSplit } from "../rollout";
@@ -14,6 +15,10 @@ const T = {
   route: "cloudflare:index/workersRoute:WorkersRoute",
   domain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
   kv: "cloudflare:index/workersKv:WorkersKv",
+  bucket: "cloudflare:index/r2Bucket:R2Bucket",
+  lifecycle: "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle",
+  lock: "cloudflare:index/r2BucketLock:R2BucketLock",
+  cron: "cloudflare:index/workersCronTrigger:WorkersCronTrigger",
 };
 const ADMIN_TOKEN = "s3cret-admin-token-for-tests";
 
@@ -37,6 +42,11 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       "kv-worker-stack:cloudflare:KvNamespaces kv",
       "kv-worker-stack:cloudflare:FeatureFlags flags",
       "kv-worker-stack:cloudflare:WorkerService worker",
+      "kv-worker-stack:cloudflare:BackupBucket backups",
+      `${T.bucket} backups-bucket`,
+      `${T.lifecycle} backups-lifecycle`,
+      ...(config.backups.lock ? [`${T.lock} backups-lock`] : []),
+      `${T.cron} worker-cron`,
       ...KV_BINDINGS.flatMap((b) => [`${T.namespace} kv-${b.toLowerCase()}`, `${T.namespace} kv-${b.toLowerCase()}-preview`]),
       `${T.worker} worker-script`,
       `${T.version} worker-secrets`,
@@ -93,7 +103,9 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     const config = loadStackConfig(stack);
     expect(bindingsOf(stacks[stack]!).map((b) => `${b.name} ${b.type}`)).toEqual([
       ...KV_BINDINGS.map((b) => `${b} kv_namespace`),
+      `${BACKUPS_BINDING} r2_bucket`,
       ...Object.values(VARS).map((name) => `${name} plain_text`),
+      ...Object.values(BACKUP_VARS).map((name) => `${name} plain_text`),
       `${SECRETS.adminToken} inherit`,
       `${VERSION_METADATA_BINDING} version_metadata`,
       ...Object.values(RATE_LIMIT_BINDINGS).map((name) => `${name} ratelimit`),
@@ -113,6 +125,37 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       })),
     );
     expect(JSON.parse(String(bindingsOf(stacks[stack]!).find((b) => b.name === VARS.rateLimits)?.text))).toEqual(config.rateLimits.limits);
+  });
+
+  it("backs up to its own bucket: the BACKUPS binding, a retention lifecycle, the schedule and continuation crons, a lock only where configured", () => {
+    const r = stacks[stack]!;
+    const config = loadStackConfig(stack);
+    const bucket = findResource(r, T.bucket, "backups-bucket");
+    expect(bucket.inputs).toMatchObject({ name: `kv-worker-stack-${stack}-backups` });
+    expect(bindingsOf(r).find((b) => b.name === BACKUPS_BINDING)).toEqual({ type: "r2_bucket", name: BACKUPS_BINDING, bucketName: bucket.inputs.name });
+    expect(bindingsOf(r).find((b) => b.name === BACKUP_VARS.namespaces)?.text).toBe("CONFIG,SESSIONS");
+    const [rule] = findResource(r, T.lifecycle, "backups-lifecycle").inputs.rules as { conditions: unknown; deleteObjectsTransition: unknown; enabled: boolean }[];
+    expect(rule).toMatchObject({
+      enabled: true,
+      conditions: { prefix: `${stack}/` },
+      deleteObjectsTransition: { condition: { type: "Age", maxAge: config.backups.retainDays * 86_400 } },
+    });
+    expect(findResource(r, T.cron, "worker-cron").inputs).toMatchObject({
+      scriptName: config.workerName,
+      schedules: [{ cron: config.backups.schedule }, { cron: CONTINUE_CRON }],
+    });
+    const lock = r.resources.find((res) => res.type === T.lock);
+    if (stack === "prod") {
+      expect(lock?.inputs.rules).toEqual(
+        ["prod/CONFIG/", "prod/SESSIONS/", "prod/_runs/"].map((prefix) =>
+          expect.objectContaining({ prefix, enabled: true, condition: { type: "Age", maxAgeSeconds: config.backups.retainDays * 86_400 } }),
+        ),
+      );
+      expect({ protect: bucket.protect, retain: bucket.retainOnDelete }).toEqual({ protect: true, retain: true });
+    } else {
+      expect(lock).toBeUndefined();
+      expect(bucket.protect).toBe(false);
+    }
   });
 
   it("keeps the admin token secret: one secrets version every release inherits it from, a secret output, never plain text", () => {
@@ -189,6 +232,7 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
         "environment",
         "namespaceIds",
         "previewNamespaceIds",
+        "backupBucket",
         "url",
         "workerName",
         ...workersDev,

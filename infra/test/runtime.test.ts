@@ -34,7 +34,18 @@ const T = {
   deployment: "cloudflare:index/workersDeployment:WorkersDeployment",
   route: "cloudflare:index/workersRoute:WorkersRoute",
   domain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
+  backups: `${PROJECT}:cloudflare:BackupBucket`,
+  bucket: "cloudflare:index/r2Bucket:R2Bucket",
+  lifecycle: "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle",
+  lock: "cloudflare:index/r2BucketLock:R2BucketLock",
+  cron: "cloudflare:index/workersCronTrigger:WorkersCronTrigger",
 };
+/** The resources under the `backups` component, as [type, name]. */
+const backupResources = (config: StackConfig) => [
+  [T.bucket, "backups-bucket"],
+  [T.lifecycle, "backups-lifecycle"],
+  ...(config.backups.lock ? [[T.lock, "backups-lock"]] : []),
+];
 /** The resources under the `worker` component, as [type, name]. */
 const workerResources = (config: StackConfig) => [
   [T.script, "worker-script"],
@@ -43,9 +54,15 @@ const workerResources = (config: StackConfig) => [
   [T.deployment, "worker-deployment"],
   ...config.routes.map((p) => [T.route, `worker-route-${p}`]),
   ...config.customDomains.map((h) => [T.domain, `worker-domain-${h}`]),
+  [T.cron, "worker-cron"],
 ];
 /** Resources that send traffic to a version, and the one resource each must wait for. */
-const TRAFFIC: Record<string, string> = { [T.deployment]: "worker-version", [T.route]: "worker-deployment", [T.domain]: "worker-deployment" };
+const TRAFFIC: Record<string, string> = {
+  [T.deployment]: "worker-version",
+  [T.route]: "worker-deployment",
+  [T.domain]: "worker-deployment",
+  [T.cron]: "worker-deployment",
+};
 /** Versions are immutable and may still serve or be rolled back to: never deleted by a replacement. */
 const RETAINED = [T.version];
 type Binding = { type: string; name: string; namespaceId?: string; text?: string };
@@ -114,7 +131,8 @@ describe.each(["dev", "prod"])("stack %s after docs/deploy.md's first-deployment
     const config = loadStackConfig(stack);
     const expected = [
       [T.stack, `${PROJECT}-${stack}`, undefined],
-      ...[T.namespaces, T.flags, T.worker].map((type, i) => [type, ["kv", "flags", "worker"][i], `${PROJECT}-${stack}`]),
+      ...[T.namespaces, T.flags, T.backups, T.worker].map((type, i) => [type, ["kv", "flags", "backups", "worker"][i], `${PROJECT}-${stack}`]),
+      ...backupResources(config).map(([type, name]) => [type, name, "backups"]),
       ...KV_BINDINGS.flatMap((b) => [[T.namespace, `kv-${b.toLowerCase()}`, "kv"], [T.namespace, `kv-${b.toLowerCase()}-preview`, "kv"]]),
       ...Object.keys(config.flags).map((f) => [T.kv, `flags-${f}`, "flags"]),
       ...Object.keys(config.evaluators).map((e) => [T.kv, `flags-$${e}`, "flags"]),
@@ -177,7 +195,8 @@ describe.each(["dev", "prod"])("stack %s after docs/deploy.md's first-deployment
   it("protects and retains the production namespaces in prod only, never the preview ones, retains versions, and imports nothing", () => {
     const run = runs[stack]!;
     for (const r of run.registrations) {
-      const production = r.type === T.namespace && !r.name.endsWith("-preview") && stack === "prod";
+      // The backups bucket is kept like the namespaces: it holds their only copy.
+      const production = (r.type === T.namespace || r.type === T.bucket) && !r.name.endsWith("-preview") && stack === "prod";
       expect({ name: r.name, protect: r.protect, retain: r.retainOnDelete, importId: r.importId }).toEqual({
         name: r.name,
         protect: production,
@@ -206,6 +225,7 @@ describe.each(["dev", "prod"])("stack %s after docs/deploy.md's first-deployment
       ...(stack === "dev" ? { versionUrl: "<unknown>" } : {}),
       namespaceIds: ids(""),
       previewNamespaceIds: ids("-preview"),
+      backupBucket: `${PROJECT}-${stack}-backups`,
       adminToken: SECRET,
     });
   });

@@ -34,6 +34,8 @@ describe("wrangler config from stack outputs", () => {
     expect(config.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
     expect(config.ratelimits).toContainEqual({ name: "PRODUCT_MISS_LIMITER", namespace_id: "1000", simple: { limit: 600, period: 60 } });
     expect(config.ratelimits.map((r) => r.name)).toEqual(["PRODUCT_MISS_LIMITER", "REFRESH_CLIENT_LIMITER", "REFRESH_SESSION_LIMITER", "FLAG_EVALUATION_LIMITER"]);
+    expect(config.r2_buckets).toEqual([{ binding: "BACKUPS", bucket_name: "kv-worker-stack-dev-backups" }]);
+    expect(config.triggers).toEqual({ crons: ["0 3 * * *", "*/5 * * * *"] });
   });
 
   it("runs Worker Previews on the preview namespaces, as ENVIRONMENT=preview, without flags as code", () => {

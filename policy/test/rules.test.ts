@@ -27,10 +27,15 @@ const namespace = (name: string, id: string, extra: Partial<StackResource> = {})
   retainOnDelete: true,
   ...extra,
 });
-const worker = (type: string, bindings: object[], extra: Record<string, unknown> = {}): StackResource => ({
+/** What a Worker backing CONFIG up binds (every test Worker does, unless `backups` says otherwise). */
+const BACKUP_BINDINGS = [
+  { type: "r2_bucket", name: "BACKUPS", bucketName: "kv-worker-stack-prod-backups" },
+  { type: "plain_text", name: "BACKUP_NAMESPACES", text: "CONFIG,SESSIONS" },
+];
+const worker = (type: string, bindings: object[], extra: Record<string, unknown> = {}, backups = BACKUP_BINDINGS): StackResource => ({
   type,
   name: type === TYPES.version ? "worker-version" : "worker-script",
-  inputs: { compatibilityDate: "2026-07-30", bindings, ...extra },
+  inputs: { compatibilityDate: "2026-07-30", bindings: [...bindings, ...backups], ...extra },
   protect: false,
 });
 
@@ -43,6 +48,9 @@ const good = (workerType: string = TYPES.script): StackResource[] => [
     { type: "plain_text", name: "ORIGIN_URL", text: "https://origin.test" },
     { type: "secret_text", name: "ADMIN_TOKEN", text: "[secret]" },
   ]),
+  { type: TYPES.bucket, name: "backups-bucket", inputs: { name: "kv-worker-stack-prod-backups" }, protect: true, retainOnDelete: true },
+  { type: TYPES.lifecycle, name: "backups-lifecycle", inputs: { rules: [] }, protect: false },
+  { type: TYPES.cron, name: "worker-cron", inputs: { schedules: [{ cron: "0 3 * * *" }, { cron: "*/5 * * * *" }] }, protect: false },
   { type: TYPES.route, name: "worker-route", inputs: { pattern: "*.example.com/api/*" }, protect: false },
   { type: TYPES.domain, name: "worker-domain", inputs: { hostname: "api.example.com" }, protect: false },
   { type: TYPES.subdomain, name: "worker-workers-dev", inputs: { enabled: false }, protect: false },
@@ -128,6 +136,27 @@ describe("policy rules", () => {
     expect(rulesHit(withResource(namespace("kv-sessions", "ns-prod", { protect: false })), context({ protect: false }))).toEqual([]);
   });
 
+  it("protected-stack-backs-up-config: refuses a protected stack that does not back CONFIG up to a kept bucket on a schedule", () => {
+    const base = good();
+    const original = base.find((r) => r.name === "worker-script")!;
+    const own = (original.inputs.bindings as { type: string; name: string }[]).filter((b) => !BACKUP_BINDINGS.some((backup) => backup.name === b.name));
+    const noBackups = withResource(worker(TYPES.script, own, {}, []));
+    expect(findings(noBackups).map((f) => [f.rule, f.enforcementLevel])).toEqual([
+      ["protected-stack-backs-up-config", "mandatory"],
+      ["protected-stack-backs-up-config", "mandatory"],
+    ]);
+    expect(findings(noBackups)[0]?.message).toMatch(/no BACKUPS R2 binding.*set kv-worker-stack:backups in Pulumi.prod.yaml/);
+    const sessionsOnly = withResource(worker(TYPES.script, [], {}, [BACKUP_BINDINGS[0]!, { type: "plain_text", name: "BACKUP_NAMESPACES", text: "SESSIONS" }]));
+    expect(findings(sessionsOnly)[0]?.message).toMatch(/CONFIG is not among the namespaces backed up \(BACKUP_NAMESPACES=SESSIONS\)/);
+    const noCron = base.filter((r) => r.type !== TYPES.cron);
+    expect(findings(noCron)[0]?.message).toMatch(/no cron trigger/);
+    const unprotected = withResource({ ...base.find((r) => r.type === TYPES.bucket)!, protect: false });
+    expect(findings(unprotected)[0]?.message).toMatch(/backups bucket is not protected/);
+    expect(findings(base.filter((r) => r.type !== TYPES.lifecycle))[0]?.message).toMatch(/no lifecycle rule/);
+    // An unprotected stack (dev) may go without.
+    expect(rulesHit(noBackups, context({ protect: false }))).toEqual([]);
+  });
+
   it("routes-in-stack-zone: refuses a route or custom domain outside the zone, or with no zone", () => {
     const route = findings(withResource({ type: TYPES.route, name: "worker-route", inputs: { pattern: "evil.test/*" }, protect: false }));
     expect(route[0]).toMatchObject({ rule: "routes-in-stack-zone", resource: "worker-route" });
@@ -174,6 +203,7 @@ describe("policy rules", () => {
       "no-plain-text-secrets",
       "no-workers-dev-in-protected-stack",
       "protected-production-namespaces",
+      "protected-stack-backs-up-config",
       "routes-in-stack-zone",
     ]);
   });

@@ -22,6 +22,8 @@ export interface LocalWorker {
   compatibilityFlags?: readonly string[];
   /** Binding name → namespace id; Workers given the same id share the data. */
   kv?: Readonly<Record<string, string>>;
+  /** Binding name → R2 bucket name (the backups bucket). */
+  r2?: Readonly<Record<string, string>>;
   /** Plain-text bindings: vars, and secrets (locally a secret is a text binding, as in wrangler's .dev.vars). */
   text?: Readonly<Record<string, string>>;
   /** JSON bindings (the version-metadata stand-in). */
@@ -37,6 +39,7 @@ export function localWorker(worker: LocalWorker): LocalWorkerOptions {
   if (source === undefined) throw new Error(`local worker ${worker.name}: give scriptPath or script`);
   const env: Record<string, Binding> = {};
   for (const [name, id] of Object.entries(worker.kv ?? {})) env[name] = { type: "kv", id };
+  for (const [name, bucket] of Object.entries(worker.r2 ?? {})) env[name] = { type: "r2", name: bucket };
   for (const [name, value] of Object.entries(worker.text ?? {})) env[name] = { type: "text", value };
   for (const [name, value] of Object.entries(worker.json ?? {})) env[name] = { type: "json", value: value as never };
   for (const { name, namespace, limit, period } of worker.rateLimits ?? []) env[name] = { type: "rate-limit", namespace, simple: { limit, period } };

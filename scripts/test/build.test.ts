@@ -25,7 +25,7 @@ describe("build", () => {
     expect(createHash("sha256").update(bytes).digest("hex")).toBe(first.manifest.sha256);
   });
 
-  it("stays within the bundle budget (160 KiB minified, 40 KiB gzip)", async () => {
+  it("stays within the bundle budget (176 KiB minified, 48 KiB gzip)", async () => {
     const { manifest } = await buildInto();
     expect(overBudget(manifest)).toBeUndefined();
     expect(manifest.bytes).toBeLessThan(BUNDLE_BUDGET.bytes);
@@ -33,9 +33,9 @@ describe("build", () => {
   });
 
   it("names each size that is over the budget", () => {
-    expect(overBudget({ bytes: 160 * 1024 + 1, gzipBytes: 1 })).toBe("the bundle is over its budget: 160.0 KiB minified > 160.0 KiB");
-    expect(overBudget({ bytes: 1, gzipBytes: 41 * 1024 })).toBe("the bundle is over its budget: 41.0 KiB gzip > 40.0 KiB");
-    expect(overBudget({ bytes: 160 * 1024, gzipBytes: 40 * 1024 })).toBeUndefined();
+    expect(overBudget({ bytes: 176 * 1024 + 1, gzipBytes: 1 })).toBe("the bundle is over its budget: 176.0 KiB minified > 176.0 KiB");
+    expect(overBudget({ bytes: 1, gzipBytes: 49 * 1024 })).toBe("the bundle is over its budget: 49.0 KiB gzip > 48.0 KiB");
+    expect(overBudget({ bytes: 176 * 1024, gzipBytes: 48 * 1024 })).toBeUndefined();
   });
 
   it("writes dist/openapi.json, the document the bundle embeds", async () => {

@@ -99,6 +99,11 @@ async function exercise() {
   await raw("/api/cache?prefix=product:", { method: "DELETE", headers: readOnly });
   await raw("/api/features", { headers: { authorization: `Bearer ${PURGE_ONLY}` } });
   await raw("/api/features", json("POST", '{"flags":{}}', readOnly));
+  await raw("/api/backups", { headers: readOnly });
+  await raw("/api/backups", { method: "POST", headers: readOnly });
+  await raw("/api/backups/continue", { method: "POST", headers: readOnly });
+  await raw("/api/backups/latest", { headers: readOnly });
+  await raw("/api/backups/latest/restore", json("POST", '{"namespace":"CONFIG"}', readOnly));
   await raw("/api/features/contract-flag", json("PUT", '{"enabled":true}', readOnly));
   await raw("/api/features/contract-flag", { method: "DELETE", headers: readOnly });
 
@@ -184,6 +189,28 @@ async function exercise() {
     () => raw("/ofrep/v1/evaluate/flags", json("POST", context, client(5))),
   ];
   for (const send of overLimit) for (let i = 0; i <= 2 * LIMIT; i++) await (await send(i)).arrayBuffer();
+  // Backups: the local stack's bucket, under its ENVIRONMENT (local).
+  const bucket = await stack.mf.getR2Bucket("BACKUPS");
+  const { backupId } = await api.startBackup();
+  await api.continueBackup(); // idle
+  await api.listBackups();
+  await api.getBackup("latest");
+  await api.restoreBackup(backupId!, { namespace: "CONFIG" });
+  await raw("/api/backups", {}); // 401
+  await raw("/api/backups", { method: "POST" }); // 401
+  await raw("/api/backups/continue", { method: "POST" }); // 401
+  await raw("/api/backups/latest"); // 401
+  await raw("/api/backups/yesterday", { headers: admin }); // 400
+  await raw("/api/backups/2020-01-01T00-00-00Z-abcd", { headers: admin }); // 404
+  await raw(`/api/backups/${backupId}/restore`, json("POST", '{"namespace":"CACHE"}', admin)); // 400
+  await raw(`/api/backups/${backupId}/restore`, json("POST", '{"namespace":"CONFIG"}')); // 401
+  await raw("/api/backups/2020-01-01T00-00-00Z-abcd/restore", json("POST", '{"namespace":"CONFIG"}', admin)); // 404
+  await raw(`/api/backups/${backupId}/restore`, json("POST", big, admin)); // 413
+  await bucket.put(`local/CONFIG/${backupId}/part-0001.ndjson`, "{}\n");
+  await raw(`/api/backups/${backupId}/restore`, json("POST", '{"namespace":"CONFIG"}', admin)); // 502
+  await bucket.put("local/_state.json", JSON.stringify({ backupId: "2020-01-01T00-00-00Z-abcd" }));
+  await raw("/api/backups", { method: "POST", headers: admin }); // 409
+  await bucket.delete("local/_state.json");
 }
 
 /** The document operation a recorded request went to. */

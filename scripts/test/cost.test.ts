@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../build";
 import { bulkPollingCost, KV_PRICING, mixOps, monthlyCost, parseMix } from "../cost";
 import type { BenchResults, ScenarioResult } from "../lib/bench-report";
+import { backupCost, cronRunsPerMonth } from "../lib/backup-cost";
 
 const scenario = (name: string, kvOpsPerRequest: ScenarioResult["kvOpsPerRequest"]) => ({ name, kvOpsPerRequest }) as ScenarioResult;
 const RESULTS = {
@@ -69,6 +70,33 @@ describe("mixes", () => {
   });
 });
 
+describe("backups", () => {
+  const backups = { schedule: "0 3 * * *", retainDays: 30, namespaces: ["CONFIG", "SESSIONS"] as ("CONFIG" | "SESSIONS")[], lock: false };
+
+  it("counts a cron's runs in a 30-day month", () => {
+    expect(cronRunsPerMonth("0 3 * * *")).toBe(30);
+    expect(cronRunsPerMonth("*/5 * * * *")).toBe(8640);
+    expect(cronRunsPerMonth("0 */6 * * 1-5")).toBe(88);
+    expect(cronRunsPerMonth("15 1 1,15 * *")).toBe(2);
+    expect(() => cronRunsPerMonth("0 3 L * *")).toThrow(/does not read/);
+  });
+
+  it("prices 100,000 keys backed up daily: every key read once a run (bulk reads bill per key), a list per 1000, R2 writes per part", () => {
+    const cost = backupCost({ backups, keys: 100_000, bytesPerKey: 300 });
+    expect(cost.runsPerMonth).toBe(30);
+    // 100 pages of 13 operations, 68 in a run's first 900-operation slice.
+    expect(cost.slicesPerRun).toBe(2);
+    expect(cost.kv).toEqual({ reads: 3_000_000, lists: 3000, usd: 3 * 0.5 + 0.003 * 5 });
+    // Per run: state, 2 leases, 100 parts + 100 state saves, 2 manifests, the run record.
+    expect(cost.r2.classA).toBe(206 * 30);
+    // 3 state reads a run, and one per continuation tick (every 5 minutes).
+    expect(cost.r2.classB).toBe(3 * 30 + 8640);
+    // 30 runs kept, 30 MB each.
+    expect(cost.r2.gbMonth).toBeCloseTo(0.9);
+    expect(cost.r2.usdAfterIncluded).toBe(0);
+  });
+});
+
 describe("npm run cost", () => {
   let dir: string;
   let results: string;
@@ -98,6 +126,9 @@ describe("npm run cost", () => {
     // A purge is priced per key: 1M deletes ($5) and one list per 833 keys (1200 lists, $0.006).
     expect(stdout).not.toMatch(/^purge-5000\s/m);
     expect(stdout).toContain("Purging (purge-5000): $5.01 per million keys purged");
+    // The dev stack's backups (Pulumi.yaml's default: daily, 30 days), 10k keys by default.
+    expect(stdout).toMatch(/^Backups of stack dev \(CONFIG, SESSIONS on "0 3 \* \* \*", kept 30 days\), 10k keys of about 300 B:$/m);
+    expect(stdout).toMatch(/30 runs a month, 1 slice each; KV 300k reads \+ 300 lists = \$0\.15;/);
   });
 
   it("fails with one line when the flags are wrong or there are no results", async () => {

@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   "method_not_allowed",
   "managed_by_config",
   "session_lifetime_exceeded",
+  "backup_in_progress",
+  "backups_not_configured",
+  "backup_corrupt",
   "payload_too_large",
   "origin_error",
   "unavailable",
@@ -152,4 +155,64 @@ export const OpenApiDocument = v.looseObject({
   openapi: v.literal("3.1.0"),
   info: v.looseObject({ title: v.string(), version: v.string() }),
   paths: v.record(v.string(), v.unknown()),
+});
+
+// ---------------------------------------------------------------------------
+// Backups (worker/src/backup/format.ts describes the objects)
+// ---------------------------------------------------------------------------
+
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const namespace = v.picklist(["CONFIG", "SESSIONS"]);
+const status = v.picklist(["pending", "running", "complete", "refused"]);
+const RunNamespace = v.strictObject({ namespace, status, keys: count, bytes: count, parts: count, reason: v.optional(v.string()) });
+/** A finished backup. */
+export const BackupRun = v.strictObject({
+  backupId: v.string(),
+  trigger: v.picklist(["cron", "admin"]),
+  startedAt: v.string(),
+  finishedAt: v.string(),
+  invocations: count,
+  namespaces: v.array(RunNamespace),
+});
+const Part = v.strictObject({ name: v.string(), keys: count, bytes: count, sha256: v.string(), firstKey: v.string(), lastKey: v.string() });
+/** The backup in progress, with its cursor. */
+export const BackupInProgress = v.strictObject({
+  backupId: v.string(),
+  trigger: v.picklist(["cron", "admin"]),
+  startedAt: v.string(),
+  leaseUntil: count,
+  invocations: count,
+  namespaces: v.array(
+    v.strictObject({
+      namespace,
+      status,
+      cursor: v.optional(v.string()),
+      keys: count,
+      bytes: count,
+      parts: v.array(Part),
+      startedAt: v.optional(v.string()),
+      finishedAt: v.optional(v.string()),
+      reason: v.optional(v.string()),
+    }),
+  ),
+});
+export const BackupListing = v.strictObject({ inProgress: v.optional(BackupInProgress), runs: v.array(BackupRun) });
+/** What one slice of a backup did: `running` goes on at the next slice (the cron's, or POST /api/backups/continue). */
+export const BackupSlice = v.strictObject({
+  status: v.picklist(["idle", "busy", "running", "complete"]),
+  backupId: v.optional(v.string()),
+  ops: count,
+  inProgress: v.optional(BackupInProgress),
+  run: v.optional(BackupRun),
+});
+const keys = v.array(v.string());
+export const RestoreSlice = v.strictObject({
+  backupId: v.string(),
+  namespace,
+  apply: v.boolean(),
+  complete: v.boolean(),
+  cursor: v.optional(v.string()),
+  counts: v.strictObject({ added: count, changed: count, deleted: count, unchanged: count, managed: count, expired: count }),
+  sample: v.strictObject({ added: keys, changed: keys, deleted: keys, managed: keys, expired: keys }),
+  ops: count,
 });

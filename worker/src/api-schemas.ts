@@ -7,7 +7,8 @@
  * Runtime-neutral like ./contract: imported by the Worker and, at build time, by Node.
  */
 import * as v from "valibot";
-import { FLAG_NAME_PATTERN, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "./contract.ts";
+import { BACKUP_ID_PATTERN } from "./backup/format.ts";
+import { FLAG_NAME_PATTERN, KV_BINDINGS, PRODUCT_ID_PATTERN, SESSION_ID_PATTERN } from "./contract.ts";
 
 // ---------------------------------------------------------------------------
 // Requests
@@ -30,6 +31,16 @@ export const FlagParams = v.object({
 });
 export const FlagListQuery = v.object({ format: v.optional(v.picklist(["flagd"])) });
 export const ImportQuery = v.object({ lenient: v.optional(v.picklist(["true", "false"])) });
+/** A finished backup by id, or `latest`. */
+export const BackupParams = v.object({
+  id: v.pipe(v.string(), v.regex(new RegExp(`^latest$|${BACKUP_ID_PATTERN.source}`), "must be a backup id (e.g. 2026-12-05T03-00-00Z-ab12) or latest")),
+});
+/** One slice of a restore; repeat with the returned `cursor` until `complete`. A dry run unless `apply` is true. */
+export const RestoreBody = v.strictObject({
+  namespace: v.picklist(KV_BINDINGS.filter((b) => b !== "CACHE"), "must be CONFIG or SESSIONS"),
+  apply: v.optional(v.boolean("must be true or false"), false),
+  cursor: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
+});
 /** The longest userId an evaluation accepts. */
 export const USER_ID_MAX_LENGTH = 256;
 export const EvaluationQuery = v.object({ userId: v.optional(v.pipe(v.string(), v.maxLength(USER_ID_MAX_LENGTH))) });

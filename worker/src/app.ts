@@ -5,6 +5,7 @@ import type { AppEnv } from "./env";
 import { MAX_BODY_BYTES } from "./contract";
 import { ApiError, errorResponse } from "./errors";
 import { withSecurityHeaders } from "./respond";
+import { backupRoutes } from "./routes/backups";
 import { cacheRoutes } from "./routes/cache";
 import { flagRoutes } from "./routes/flags";
 import { healthRoutes } from "./routes/health";
@@ -12,6 +13,7 @@ import { openApiRoutes } from "./routes/openapi";
 import { sessionRoutes } from "./routes/sessions";
 import { userSessionRoutes } from "./routes/user-sessions";
 import { REVOKE_PAGE_SIZE } from "./stores/sessions";
+import { DEFAULT_OPS_BUDGET } from "./backup/ops";
 
 export interface AppOptions {
   /** Deadline for one origin fetch, headers and body. */
@@ -22,6 +24,8 @@ export interface AppOptions {
   now?: () => number;
   /** Sessions per sign-out-everywhere call; the default keeps a call under KV's 1000 operations (tests use small pages). */
   revokePageSize?: number;
+  /** KV and R2 operations one backup or restore call may make; the default keeps a call under KV's 1000 (tests use small budgets). */
+  backupOpsBudget?: number;
 }
 export type Deps = Required<AppOptions>;
 
@@ -49,7 +53,7 @@ const BODY_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
  * - 405 with Allow: in `notFound`, the only place an unmatched method ends up.
  */
 export function createApp(options: AppOptions = {}) {
-  const deps: Deps = { originTimeoutMs: 5000, kvTimeoutMs: 3000, now: Date.now, revokePageSize: REVOKE_PAGE_SIZE, ...options };
+  const deps: Deps = { originTimeoutMs: 5000, kvTimeoutMs: 3000, now: Date.now, revokePageSize: REVOKE_PAGE_SIZE, backupOpsBudget: DEFAULT_OPS_BUDGET, ...options };
   const app = new Hono<AppEnv>();
   const limitBody = bodyLimit({
     maxSize: MAX_BODY_BYTES,
@@ -63,6 +67,7 @@ export function createApp(options: AppOptions = {}) {
   app.route("/", userSessionRoutes(deps));
   app.route("/", cacheRoutes(deps));
   app.route("/", flagRoutes(deps));
+  app.route("/", backupRoutes(deps));
   app.route("/", openApiRoutes());
 
   const allowedMethods = allowedMethodsOf(app, limitBody);

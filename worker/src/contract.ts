@@ -117,7 +117,7 @@ export const rateLimitBindings = ({ namespaceBase, limits }: RateLimitsSettings)
  * What an admin token may do. ADMIN_TOKEN (and ADMIN_TOKEN_PREVIOUS) hold
  * every scope; a named token in ADMIN_TOKENS holds the scopes it lists.
  */
-export const ADMIN_SCOPES = ["sessions:write", "sessions:revoke", "flags:write", "cache:purge", "read"] as const;
+export const ADMIN_SCOPES = ["sessions:write", "sessions:revoke", "flags:write", "cache:purge", "read", "backups"] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 /** Shorter tokens are refused: a token is a password nobody types, so it can be long. */

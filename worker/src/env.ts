@@ -25,6 +25,10 @@ export interface Env {
   FLAG_EVALUATION_LIMITER?: RateLimit;
   /** VERSION_METADATA_BINDING in ./contract; absent only where nothing supplies it. */
   CF_VERSION_METADATA?: VersionMetadata;
+  /** BACKUPS_BINDING and BACKUP_VARS in ./backup/format: the backups bucket and what goes into it. */
+  BACKUPS?: R2Bucket;
+  BACKUP_SCHEDULE?: string;
+  BACKUP_NAMESPACES?: string;
 }
 
 /** Per-request values set by middleware. */

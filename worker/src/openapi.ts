@@ -12,6 +12,7 @@
 import { toJsonSchema, toJsonSchemaDefs } from "@valibot/to-json-schema";
 import * as v from "valibot";
 import {
+  BackupParams,
   EvaluationQuery,
   FlagListQuery,
   FlagParams,
@@ -21,6 +22,7 @@ import {
   PageQuery,
   ProductParams,
   PurgeQuery,
+  RestoreBody,
   SessionParams,
   UserParams,
 } from "./api-schemas.ts";
@@ -45,7 +47,7 @@ export interface Operation {
   operationId: string;
   summary: string;
   description: string;
-  tag: "health" | "sessions" | "cache" | "flags" | "ofrep";
+  tag: "health" | "sessions" | "cache" | "flags" | "backups" | "ofrep";
   /** admin: an admin token holding `scope`; session: such a token or the session itself. */
   auth: "public" | "admin" | "session";
   scope?: AdminScope;
@@ -215,6 +217,56 @@ export const OPERATIONS: readonly Operation[] = [
     responses: { 204: { description: "Deleted" }, 400: invalid, 401: unauthorized, 403: forbidden, 409: managed, 503: unavailable },
   },
   {
+    method: "get", path: "/api/backups", operationId: "listBackups", tag: "backups", auth: "admin", scope: "backups",
+    summary: "List backups: the one in progress and the newest finished ones",
+    description: "R2: 1 list + 1 read per finished backup (newest 20) + 1 read. KV: none.",
+    responses: { 200: { description: "The backups", schema: res.BackupListing }, 401: unauthorized, 403: forbidden, 503: unavailable },
+  },
+  {
+    method: "post", path: "/api/backups", operationId: "startBackup", tag: "backups", auth: "admin", scope: "backups",
+    summary: "Start a backup of the configured namespaces now",
+    description:
+      "Makes the run's first slice: at most 900 KV and R2 operations (a list and ten bulk reads per 1000 keys). A run not finished in one slice goes on at the next continuation cron tick, or at POST /api/backups/continue.",
+    responses: {
+      200: { description: "The first slice's outcome", schema: res.BackupSlice },
+      401: unauthorized,
+      403: forbidden,
+      409: envelope("backup_in_progress: another backup runs (continue it); backups_not_configured: no namespaces are configured"),
+      503: unavailable,
+    },
+  },
+  {
+    method: "post", path: "/api/backups/continue", operationId: "continueBackup", tag: "backups", auth: "admin", scope: "backups",
+    summary: "Make one more slice of the backup in progress",
+    description: "The slice the continuation cron makes: `idle` when nothing is in progress, `busy` when another invocation holds the run.",
+    responses: { 200: { description: "The slice's outcome", schema: res.BackupSlice }, 401: unauthorized, 403: forbidden, 503: unavailable },
+  },
+  {
+    method: "get", path: "/api/backups/:id", operationId: "getBackup", tag: "backups", auth: "admin", scope: "backups",
+    summary: "A finished backup, by id or `latest`",
+    description: "R2: 1 read (`latest`: 1 list more).",
+    params: BackupParams,
+    responses: { 200: { description: "The backup", schema: res.BackupRun }, 400: invalid, 401: unauthorized, 403: forbidden, 404: envelope("not_found: no such finished backup"), 503: unavailable },
+  },
+  {
+    method: "post", path: "/api/backups/:id/restore", operationId: "restoreBackup", tag: "backups", auth: "admin", scope: "backups",
+    summary: "Restore one namespace from a backup, one slice per call (a dry run unless `apply`)",
+    description:
+      "A dry run reports what an apply would do: keys added, changed (value, metadata or expiration), deleted, with a sample of each. An apply makes the namespace equal to the backup and is idempotent; flags declared as code are never written or deleted (`managed`). Repeat with `cursor` until `complete`. At most 900 KV and R2 operations per call.",
+    params: BackupParams,
+    body: RestoreBody,
+    responses: {
+      200: { description: "What this slice found (and, with apply, did)", schema: res.RestoreSlice },
+      400: invalid,
+      401: unauthorized,
+      403: forbidden,
+      404: envelope("not_found: no such finished backup, or it holds no copy of the namespace"),
+      413: tooLarge,
+      502: envelope("backup_corrupt: a part is missing or does not match its sha256; the restore stops there (what it already wrote came from the same backup)"),
+      503: unavailable,
+    },
+  },
+  {
     method: "post", path: "/ofrep/v1/evaluate/flags/:key", operationId: "ofrepEvaluateFlag", tag: "ofrep", auth: "public",
     summary: "OFREP: evaluate one flag (server providers)",
     description: `OFREP 0.3.0 (server providers). The rules and isolate cache of GET /api/features/{name}; the whole context reaches flagd rules. No value when the caller's default applies. KV: none while trusted (${FLAG_ISOLATE_TTL_SECONDS} s), else 1 get.`,
@@ -255,6 +307,8 @@ const NAMED: Record<string, Schema> = {
   Session: res.Session,
   OfrepEvaluation: res.OfrepEvaluation,
   OfrepFailure: res.OfrepFailure,
+  BackupRun: res.BackupRun,
+  BackupInProgress: res.BackupInProgress,
 };
 
 const HEADERS: Record<Header, { description: string; schema: object }> = {
@@ -344,6 +398,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       { name: "sessions", description: "Sessions in KV SESSIONS" },
       { name: "cache", description: "The product cache in KV CACHE" },
       { name: "flags", description: "Feature flags in KV CONFIG" },
+      { name: "backups", description: "Backups of KV namespaces to R2, and restores (docs/backups.md)" },
       { name: "ofrep", description: "The same flags over the OpenFeature Remote Evaluation Protocol 0.3.0" },
     ],
     paths,

@@ -1,6 +1,8 @@
 import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { startBackup } from "../../src/backup/backup";
+import { backupDeps } from "../../src/backup/schedule";
 import { type CacheMetadata, decodeFlag, decodeSession, flagKey, productKey, sessionKey, userSessionKey } from "../../src/contract";
 import { admin, appFetch, BASE, type OriginReply, rateLimitedPuts, stubOrigin } from "../helpers";
 import { appRoutes, expectEnvelope, expectOfrepError, kvSnapshot } from "./harness";
@@ -10,7 +12,7 @@ const jsonRequest = (method: string, path: string, body: unknown) =>
   new Request(`${BASE}${path}`, { method, headers: { ...admin, "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 /** One request per route that touches KV, each valid and authorised, so only the fault can fail it. */
-const CASES: { route: string; request: () => Request }[] = [
+const CASES: { route: string; request: () => Request; setup?: () => Promise<unknown> }[] = [
   { route: "POST /sessions", request: () => jsonRequest("POST", "/sessions", { userId: "u-1", email: "ada@example.com" }) },
   { route: "GET /sessions/:id", request: () => new Request(`${BASE}/sessions/${SESSION_ID}`) },
   { route: "DELETE /sessions/:id", request: () => new Request(`${BASE}/sessions/${SESSION_ID}`, { method: "DELETE", headers: admin }) },
@@ -25,11 +27,18 @@ const CASES: { route: string; request: () => Request }[] = [
   { route: "PUT /api/features/:name", request: () => jsonRequest("PUT", "/api/features/checkout", { enabled: true }) },
   { route: "POST /api/features", request: () => jsonRequest("POST", "/api/features", { flags: { checkout: { state: "ENABLED", variants: { on: true }, defaultVariant: "on" } } }) },
   { route: "DELETE /api/features/:name", request: () => new Request(`${BASE}/api/features/checkout`, { method: "DELETE", headers: admin }) },
+  { route: "POST /api/backups", request: () => new Request(`${BASE}/api/backups`, { method: "POST", headers: admin }) },
+  {
+    route: "POST /api/backups/:id/restore",
+    // A backup made with healthy KV first: without one the restore is a 404 before it reads KV.
+    setup: () => startBackup(backupDeps(env), ["CONFIG"], "admin"),
+    request: () => jsonRequest("POST", "/api/backups/latest/restore", { namespace: "CONFIG" }),
+  },
   { route: "POST /ofrep/v1/evaluate/flags/:key", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags/checkout", { context: { targetingKey: "u-1" } }) },
   { route: "POST /ofrep/v1/evaluate/flags", request: () => jsonRequest("POST", "/ofrep/v1/evaluate/flags", { context: { targetingKey: "u-1" } }) },
 ];
-/** Routes that never touch KV. */
-const NO_KV = new Set(["GET /health", "GET /health/details", "GET /openapi.json"]);
+/** Routes that never touch KV (the backup listings read R2 only; continue reads KV only mid-run, as start's case shows). */
+const NO_KV = new Set(["GET /health", "GET /health/details", "GET /openapi.json", "GET /api/backups", "GET /api/backups/:id", "POST /api/backups/continue"]);
 
 const KV_FAULTS = {
   throws: () => {
@@ -58,7 +67,8 @@ describe("KV faults", () => {
   });
 
   describe.each(Object.entries(KV_FAULTS))("when every KV operation %s", (_fault, fault) => {
-    it.each(CASES)("answers $route with 503 JSON and Retry-After, and logs it", async ({ route, request }) => {
+    it.each(CASES)("answers $route with 503 JSON and Retry-After, and logs it", async ({ route, request, setup }) => {
+      await setup?.();
       stubOrigin(Response.json({ id: "p1" }));
       const broken = { SESSIONS: brokenKv(env.SESSIONS, fault), CACHE: brokenKv(env.CACHE, fault), CONFIG: brokenKv(env.CONFIG, fault) };
       const res = await appFetch({ kvTimeoutMs: 20 }, broken)(request());
