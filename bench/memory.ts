@@ -22,7 +22,7 @@ import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { KV_BINDINGS } from "../worker/src/contract";
 import { build, ROOT } from "../scripts/build";
-import { childPid, FIXED_200, ONE_GET, readStat } from "../scripts/lib/bench-stack";
+import { childPid, FIXED_200, ONE_GET, residentMiB } from "../scripts/lib/bench-stack";
 import { localWorker } from "../scripts/lib/local-worker";
 
 const { values } = parseArgs({
@@ -74,7 +74,7 @@ for (const target of targets.filter((t) => values.only.split(",").includes(t.nam
   await mf.ready;
   const url = (await mf.unsafeGetDirectURL(target.name)).origin;
   const pid = childPid("workerd");
-  const rss = () => Math.round((((pid && readStat(pid)?.rssPages) ?? NaN) * 4096) / 2 ** 20);
+  const rss = () => Math.round(residentMiB(pid));
   const samples: number[] = [];
   let n = 0;
   let requests = 0;

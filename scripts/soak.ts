@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 import { readSoakRuns, renderMarkdownFromFiles } from "./bench";
 import { CliError, isMain, parseFlags, runCommand } from "./lib/cli";
 import { REPORT_PATH, SOAK_PATH, SOAK_RUNS_PATH, type SoakResults, type SoakSample } from "./lib/bench-report";
-import { childPid, readStat } from "./lib/bench-stack";
+import { childPid, residentMiB } from "./lib/bench-stack";
 import { isolateLiveHeapMiB } from "./lib/isolate-heap";
 import { errorKinds, loadErrors, mixedLoad, startLoadTarget, unreadableSessions } from "./lib/mixed-load";
 import { LOCAL_WORKER_NAME } from "./start";
@@ -48,7 +48,6 @@ const SAMPLE_SECONDS = 10;
  * run stores whatever the Worker does (bench/analysis.md, "Where the memory goes").
  */
 const MAX_MEMORY_GROWTH = 0.1;
-const PAGE_BYTES = 4096;
 
 export interface SoakOptions {
   minutes: number;
@@ -65,7 +64,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
   try {
     const pid = childPid("workerd");
     if (pid === undefined) throw new CliError("cannot find the workerd process in /proc: the soak samples its memory and needs Linux");
-    const rssMiB = () => ((readStat(pid)?.rssPages ?? NaN) * PAGE_BYTES) / 2 ** 20;
+    const rssMiB = () => residentMiB(pid);
     const heapMiB = async () => Math.round((await isolateLiveHeapMiB(target.stack.mf, LOCAL_WORKER_NAME)) * 100) / 100;
     const chunks = Math.max(1, Math.round((options.minutes * 60) / SAMPLE_SECONDS));
     // The first fifth of the run (2 minutes of a 10-minute soak) fills caches, JIT-compiles and lets workerd's

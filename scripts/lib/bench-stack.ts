@@ -151,6 +151,10 @@ export function processCpuMs(pid: number | undefined): number | undefined {
   return stat && ((stat.utime + stat.stime) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
+/** A process's resident memory in MiB, from /proc; NaN where it cannot be read. */
+export const residentMiB = (pid: number | undefined) => ((pid === undefined ? undefined : readStat(pid)?.rssPages) ?? NaN) * PAGE_BYTES / 2 ** 20;
+const PAGE_BYTES = 4096;
+
 /** Linux's USER_HZ, 100 on every mainstream architecture. */
 const CLOCK_TICKS_PER_SECOND = 100;
 

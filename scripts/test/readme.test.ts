@@ -31,9 +31,9 @@ function logicalLines(block: string[]): string[] {
 }
 
 /** The status each curl of the block states in its trailing comment (`# 201 …`), in order; a curl without one is an error. */
-export function statedStatuses(block: string[]): number[] {
+function statedStatuses(block: string[]): number[] {
   return logicalLines(block)
-    .filter((line) => /(^|\$\()\s*curl\s/.test(line.trim()) || /\$\(curl\s/.test(line))
+    .filter((line) => /(^|\$\()\s*curl\s/.test(line.trim()))
     .map((line) => {
       const stated = /#\s*(\d{3})\b[^#]*$/.exec(line);
       if (!stated) throw new Error(`README's quick start: this command states no status (end it with "# <status> …"): ${line.trim()}`);

@@ -37,15 +37,17 @@ export class Handoff<T> {
   /**
    * The outcome of `work` for `key`: this request's own run of it when no
    * other request of the isolate is on it, else the outcome the request that
-   * is on it publishes. A failed run
-   * releases the claim and throws to its own caller only; a waiting request
-   * then runs `work` itself. After three hand-overs
-   * that came to nothing the caller runs `work` without coordination rather
-   * than wait longer.
+   * is on it publishes. A failed run releases the claim and throws to its own
+   * caller only; a waiting request then runs `work` itself. After three
+   * hand-overs that came to nothing the caller runs `work` without
+   * coordination rather than wait longer.
+   *
+   * `keepAlive` receives this request's run when it leads (failures already
+   * handled), to outlive its client (`ctx.waitUntil`): the others wait for it.
    */
-  async run(key: string, work: () => Promise<T>): Promise<T> {
+  async run(key: string, work: () => Promise<T>, keepAlive?: (running: Promise<unknown>) => void): Promise<T> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (this.#claim(key)) return this.#lead(key, work);
+      if (this.#claim(key)) return this.#lead(key, work, keepAlive);
       const handed = await this.#wait(key);
       if (handed) return handed.value;
     }
@@ -65,10 +67,12 @@ export class Handoff<T> {
     return true;
   }
 
-  async #lead(key: string, work: () => Promise<T>): Promise<T> {
+  async #lead(key: string, work: () => Promise<T>, keepAlive?: (running: Promise<unknown>) => void): Promise<T> {
     let value: T;
     try {
-      value = await work();
+      const running = work();
+      keepAlive?.(running.catch(() => {}));
+      value = await running;
     } catch (error) {
       this.#claims.delete(key);
       throw error;

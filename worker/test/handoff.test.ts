@@ -18,6 +18,20 @@ describe("Handoff", () => {
     expect(runs).toBe(1);
   });
 
+  it("hands keepAlive the leader's run only, with its failure already handled", async () => {
+    const handoff = new Handoff<string>(Date.now, options);
+    const kept: Promise<unknown>[] = [];
+    const work = async () => {
+      await sleep(20);
+      throw new Error("origin down");
+    };
+    const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => handoff.run("p1", work, (running) => kept.push(running))));
+    expect(outcomes.every((o) => o.status === "rejected")).toBe(true);
+    // Each caller led in turn (a failed run hands nothing over); each kept promise settles without rejecting.
+    expect(kept).toHaveLength(5);
+    await expect(Promise.all(kept)).resolves.toBeDefined();
+  });
+
   it("keeps keys apart", async () => {
     const handoff = new Handoff<string>(Date.now, options);
     const outcomes = await Promise.all(["a", "b", "a"].map((key) => handoff.run(key, async () => (await sleep(10), key))));

@@ -75,12 +75,8 @@ export function cacheRoutes({ kvTimeoutMs, originTimeoutMs, now }: Deps) {
       // Another request is refreshing it: the stale copy answers meanwhile.
       if (cached && refreshes.busy(id)) return product(cached.body, "STALE");
 
-      const answer = await refreshes.run(id, () => {
-        const work = refresh(store, originUrl, id, ttlSeconds);
-        // This request's own refresh completes (and publishes) even if its client leaves.
-        keepAlive(c, work);
-        return work;
-      });
+      // A refresh this request leads completes (and publishes) even if its client leaves.
+      const answer = await refreshes.run(id, () => refresh(store, originUrl, id, ttlSeconds), (running) => keepAlive(c, running));
       if (answer.kind === "failed") setBounded(retryAt, id, now() + ORIGIN_RETRY_AFTER_MS, MAX_REMEMBERED_FAILURES);
       else retryAt.delete(id);
       if (answer.kind === "found") return product(answer.body, "MISS");

@@ -1,3 +1,4 @@
+import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import { nanoid } from "nanoid";
 import {
@@ -13,7 +14,6 @@ import {
 } from "../contract";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "../errors";
-import type { Context } from "hono";
 import { requireScope, requireSelfOrScope } from "../middleware/admin";
 import { rateLimit } from "../middleware/rate-limit";
 import { jsonBody } from "../middleware/validate";
@@ -114,12 +114,8 @@ export function sessionRoutes({ kvTimeoutMs, now }: Deps) {
       .post("/sessions/:id/refresh", requireSelfOrScope("sessions:write", "refresh"), rateLimit("refreshesPerClient"), rateLimit("refreshesPerSession", perSession), async (c) => {
         const id = c.req.param("id");
         if (!SESSION_ID_PATTERN.test(id)) throw notFound();
-        const refreshed = await refreshes.run(id, () => {
-          const work = refresh(c.env, id);
-          // This request's own write completes (and publishes) even if its client leaves.
-          keepAlive(c, work.catch(() => {}));
-          return work;
-        });
+        // A refresh this request leads completes (and publishes) even if its client leaves.
+        const refreshed = await refreshes.run(id, () => refresh(c.env, id), (running) => keepAlive(c, running));
         return json(refreshed);
       })
   );
