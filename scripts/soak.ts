@@ -41,6 +41,8 @@ export const LOAD_TEST_CONNECTIONS = 200;
 /** The soak's default: the connection count the load test runs at, held for minutes. */
 const SOAK_CONNECTIONS = 200;
 const SAMPLE_SECONDS = 10;
+/** Samples in each of the memory check's two windows (after the warm-up, at the end). */
+const MEMORY_WINDOW = 3;
 /**
  * Allowed growth of the Worker's live heap (a heap snapshot's total) from the
  * end of the warm-up to the end of the run. workerd's resident memory is
@@ -70,8 +72,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
     // The first fifth of the run (2 minutes of a 10-minute soak) fills caches, JIT-compiles and lets workerd's
     // own memory settle (bench/analysis.md: a fixed-200 Worker's workerd grows too, then levels off).
     const warmupChunks = Math.floor(chunks / 5);
-    // The memory check compares the three samples after the warm-up with the last three.
-    const inMemoryWindows = (i: number) => (i >= warmupChunks && i < warmupChunks + 3) || i >= chunks - 3;
+    // The memory check compares the MEMORY_WINDOW samples after the warm-up with the last MEMORY_WINDOW.
+    const inMemoryWindows = (i: number) => (i >= warmupChunks && i < warmupChunks + MEMORY_WINDOW) || i >= chunks - MEMORY_WINDOW;
     log(
       `soak: ${options.minutes} min of mixed load, ${options.connections} connections, ${options.distinctIds} distinct flag names and product ids; ` +
         `sampling every ${SAMPLE_SECONDS} s (warm-up ${warmupChunks * SAMPLE_SECONDS} s)`,
@@ -105,8 +107,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
     }
     const unreadable = await unreadableSessions(target, lastCreated.slice(0, 2000));
     const mean = (xs: SoakSample[], of: (s: SoakSample) => number) => xs.reduce((sum, s) => sum + of(s), 0) / xs.length;
-    const afterWarmup = samples.slice(warmupChunks, warmupChunks + 3);
-    const atEnd = samples.slice(-3);
+    const afterWarmup = samples.slice(warmupChunks, warmupChunks + MEMORY_WINDOW);
+    const atEnd = samples.slice(-MEMORY_WINDOW);
     const rss = (s: SoakSample) => s.rssMiB;
     const heap = (s: SoakSample) => s.heapMiB ?? NaN;
     const rssGrowth = mean(atEnd, rss) / mean(afterWarmup, rss) - 1;

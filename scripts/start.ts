@@ -119,7 +119,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           ...(named.tokens.length > 0 && options.adminTokens ? { [SECRETS.adminTokens]: options.adminTokens } : {}),
         },
         // The stack's limits, as Cloudflare enforces them (counters in memory, per run).
-        rateLimits: limiters.map(({ name, namespaceId, limit, period }) => ({ name, namespace: namespaceId, limit, period })),
+        rateLimits: limiters,
         // Cloudflare fills version_metadata per version; locally a fixed stand-in, so /health reports one.
         json: { [VERSION_METADATA_BINDING]: { ...LOCAL_VERSION_METADATA } },
       }),

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { MiniflareOptions } from "miniflare";
-import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS } from "../../worker/src/contract";
+import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS, type RateLimitBinding } from "../../worker/src/contract";
 
 export type LocalWorkerOptions = NonNullable<MiniflareOptions["workers"]>[number];
 type Binding = NonNullable<LocalWorkerOptions["config"]["env"]>[string];
@@ -29,7 +29,7 @@ export interface LocalWorker {
   /** JSON bindings (the version-metadata stand-in). */
   json?: Readonly<Record<string, unknown>>;
   /** Workers Rate Limiting bindings: `limit` requests per `period` seconds per key. */
-  rateLimits?: readonly { name: string; namespace: string; limit: number; period: 10 | 60 }[];
+  rateLimits?: readonly RateLimitBinding[];
   /** Serve this Worker on its own loopback port too (mf.unsafeGetDirectURL(name)). */
   directSocket?: boolean;
 }
@@ -42,7 +42,7 @@ export function localWorker(worker: LocalWorker): LocalWorkerOptions {
   for (const [name, bucket] of Object.entries(worker.r2 ?? {})) env[name] = { type: "r2", name: bucket };
   for (const [name, value] of Object.entries(worker.text ?? {})) env[name] = { type: "text", value };
   for (const [name, value] of Object.entries(worker.json ?? {})) env[name] = { type: "json", value: value as never };
-  for (const { name, namespace, limit, period } of worker.rateLimits ?? []) env[name] = { type: "rate-limit", namespace, simple: { limit, period } };
+  for (const { name, namespaceId, limit, period } of worker.rateLimits ?? []) env[name] = { type: "rate-limit", namespace: namespaceId, simple: { limit, period } };
   return {
     config: {
       name: worker.name,
